@@ -1,0 +1,25 @@
+//! Umbra's pure protocol layer.
+//!
+//! Everything here is a format, a cryptographic construction or a state
+//! machine; nothing performs I/O, reads a clock or draws randomness. Time
+//! (`now_ms`) and random bytes are parameters, so every function is
+//! deterministic and testable against the vectors in `test-vectors/`.
+//!
+//! | module | owns | spec |
+//! | --- | --- | --- |
+//! | [`identity`] | account IDs and account keys | identity §1–2 |
+//! | [`mnemonic`] | recovery phrases | identity §3–4 |
+//! | [`message`] | 1:1 encryption, padding, Envelope/Content protobuf | messages §2–6 |
+//! | [`swarm`] | account → swarm mapping, node → swarm assignment | swarms §1–4 |
+//! | [`rpc`] | storage RPC types, signed strings, message hashes | storage-rpc |
+//! | [`onion`] | onion layers: build, peel, replies, size buckets | onion |
+//! | [`bencode`] | canonical bencoding | README conventions |
+#![warn(missing_docs)]
+
+pub mod bencode;
+pub mod identity;
+pub mod message;
+pub mod mnemonic;
+pub mod onion;
+pub mod rpc;
+pub mod swarm;

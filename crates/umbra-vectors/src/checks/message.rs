@@ -1,0 +1,6 @@
+//! Categories of `message.json`.
+
+use crate::Category;
+
+/// The categories of this file.
+pub(crate) const CATEGORIES: &[Category] = &[];
