@@ -1,1 +1,45 @@
-fn main(){}
+//! The `umbra` command line.
+//!
+//! This file only parses arguments and dispatches: each command group lives
+//! in its own module (`keys` for account keys and recovery phrases,
+//! identity §1 and §3–4). Later groups (`demo`, `devnet`, `send`, …) add a
+//! variant to [`Command`] and a module with a `run` function.
+//!
+//! Errors are printed to stderr as `umbra: error: …` with exit status 1;
+//! normal output goes to stdout.
+
+mod keys;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Umbra: an anonymous messenger network (Session-compatible).
+#[derive(Debug, Parser)]
+#[command(name = "umbra", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, restore and inspect account keys and recovery phrases.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keys(cmd) => keys::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("umbra: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
