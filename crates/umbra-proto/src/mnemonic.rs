@@ -316,11 +316,8 @@ impl AccountSeed {
     /// The recovery phrase of this account in its own form: 13 words for a
     /// Session account, 25 for an Umbra account.
     pub fn phrase(&self) -> Zeroizing<String> {
-        match encode(self.encoded_seed(), true) {
-            Ok(p) => p,
-            // Unreachable: encoded_seed() is 16 or 32 bytes, which encode accepts.
-            Err(_) => Zeroizing::new(String::new()),
-        }
+        // encoded_seed() is 16 or 32 bytes, which encode always accepts.
+        encode(self.encoded_seed(), true).expect("a 16- or 32-byte seed always encodes")
     }
 
     /// The bytes the phrase encodes: the 16-byte Session seed, or the
