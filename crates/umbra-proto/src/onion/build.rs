@@ -1,0 +1,315 @@
+//! Building an onion on the client (spec `onion.md` §5) and padding it to
+//! a size bucket (§9.2).
+//!
+//! All randomness (one ephemeral X25519 secret and one nonce per layer) is
+//! passed in as [`LayerRandom`]; the result remembers the destination-layer
+//! key, which is the only key a reply is encrypted under (§7).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Value, json};
+use umbra_crypto::{X25519Public, X25519Secret};
+use zeroize::Zeroizing;
+
+use super::pad::{buckets_from, pad_string};
+use super::{
+    EncType, LayerKey, MAX_BODY_SIZE, MAX_ONION_HOPS, OnionError, Protocol, ProxyRequest, frame,
+};
+
+/// A node on the path or a destination node: its Ed25519 key names it in
+/// routing JSON, its X25519 key (the Montgomery form of the Ed25519 key)
+/// encrypts its layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PathNode {
+    /// Registry Ed25519 key.
+    pub ed25519: [u8; 32],
+    /// X25519 encryption key.
+    pub x25519: X25519Public,
+}
+
+/// The randomness of one layer: the client's ephemeral X25519 secret and the
+/// nonce. Both must be fresh for every onion. The secret is zeroized on drop.
+#[derive(Clone)]
+pub struct LayerRandom {
+    ephemeral_secret: Zeroizing<[u8; 32]>,
+    nonce: [u8; 24],
+}
+
+impl fmt::Debug for LayerRandom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LayerRandom").finish_non_exhaustive()
+    }
+}
+
+impl LayerRandom {
+    /// From 32 secret bytes and 24 nonce bytes (AES-GCM layers use the first
+    /// 12 nonce bytes).
+    pub fn new(ephemeral_secret: [u8; 32], nonce: [u8; 24]) -> Self {
+        LayerRandom {
+            ephemeral_secret: Zeroizing::new(ephemeral_secret),
+            nonce,
+        }
+    }
+
+    /// From a secret and a nonce of exactly `enc_type.nonce_len()` bytes.
+    pub fn with_nonce(
+        ephemeral_secret: [u8; 32],
+        nonce: &[u8],
+        enc_type: EncType,
+    ) -> Result<Self, OnionError> {
+        let expected = enc_type.nonce_len();
+        if nonce.len() != expected {
+            return Err(OnionError::BadNonceLength {
+                expected,
+                got: nonce.len(),
+            });
+        }
+        let mut n = [0u8; 24];
+        n.get_mut(..expected)
+            .ok_or(OnionError::BadNonceLength {
+                expected,
+                got: nonce.len(),
+            })?
+            .copy_from_slice(nonce);
+        Ok(Self::new(ephemeral_secret, n))
+    }
+
+    /// Encrypts `plaintext` to `node`: returns the ciphertext, the layer key
+    /// and the ephemeral public key `E`.
+    fn encrypt_to(
+        &self,
+        enc_type: EncType,
+        node: &X25519Public,
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, LayerKey, X25519Public), OnionError> {
+        let secret = X25519Secret::from_bytes(*self.ephemeral_secret);
+        let key = LayerKey::client(enc_type, &secret, node)?;
+        let nonce = self
+            .nonce
+            .get(..enc_type.nonce_len())
+            .unwrap_or(&self.nonce[..]);
+        let ct = key.encrypt(nonce, plaintext)?;
+        Ok((ct, key, secret.public()))
+    }
+}
+
+/// The §4.1 options a client puts in the destination layer. `None` leaves
+/// the key out (the node then applies the protocol default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeRequestOptions {
+    /// `"json"`.
+    pub json: Option<bool>,
+    /// `"base64"`.
+    pub base64: Option<bool>,
+}
+
+impl Default for NodeRequestOptions {
+    /// What Umbra clients send: `"json": true, "base64": false`.
+    fn default() -> Self {
+        NodeRequestOptions {
+            json: Some(true),
+            base64: Some(false),
+        }
+    }
+}
+
+impl NodeRequestOptions {
+    /// Neither key: `{"headers":""}` only (Session's minimal form).
+    pub const fn bare() -> Self {
+        NodeRequestOptions {
+            json: None,
+            base64: None,
+        }
+    }
+}
+
+/// A server reached through the last hop (v4 lsrpc).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerTarget {
+    /// DNS name or IPv4 literal.
+    pub host: String,
+    /// Path; Umbra uses `/oxen/v4/lsrpc`.
+    pub target: String,
+    /// `http` or `https`.
+    pub protocol: Protocol,
+    /// TCP port.
+    pub port: u16,
+    /// The server's X25519 key.
+    pub x25519: X25519Public,
+}
+
+/// Where the onion ends (§5 step 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OnionDestination {
+    /// A 4th storage node; the payload is a storage RPC request JSON.
+    Node {
+        /// The node.
+        node: PathNode,
+        /// The reply options written into its layer.
+        options: NodeRequestOptions,
+    },
+    /// A server proxied by the last hop; the payload is a v4 request list.
+    Server(ServerTarget),
+}
+
+/// A built onion.
+#[derive(Clone, Debug)]
+pub struct BuiltOnion {
+    /// The body to POST to the guard (`/onion_req/v2`).
+    pub body: Vec<u8>,
+    /// The destination-layer key: replies decrypt under it.
+    pub reply_key: LayerKey,
+    /// The key of each hop's layer, guard first.
+    pub hop_keys: Vec<LayerKey>,
+    /// What each party decrypts: `[P_0, …, P_{k−1}, P_D]`, the guard first
+    /// and the destination last (for a server, `P_D` is the v4 payload).
+    pub layer_plaintexts: Vec<Vec<u8>>,
+}
+
+fn to_json(map: &BTreeMap<&'static str, Value>) -> Result<Vec<u8>, OnionError> {
+    serde_json::to_vec(map).map_err(|e| OnionError::InvalidJson(e.to_string()))
+}
+
+/// Builds an onion for `hops` (guard first) ending at `destination`.
+///
+/// `random` holds one [`LayerRandom`] per hop, in path order, followed by
+/// the destination's. `pad` is the number of `0` characters of the `"pad"`
+/// string (§9.2), written into the destination layer's JSON (node) or the
+/// last hop's route (server); `None` leaves the key out. Routing JSON is
+/// compact with sorted keys and lowercase hex.
+pub fn build_onion(
+    enc_type: EncType,
+    payload: &[u8],
+    hops: &[PathNode],
+    destination: &OnionDestination,
+    random: &[LayerRandom],
+    pad: Option<usize>,
+) -> Result<BuiltOnion, OnionError> {
+    let (dest_random, hop_random) = random.split_last().ok_or(OnionError::RandomnessCount {
+        expected: hops.len() + 1,
+        got: 0,
+    })?;
+    if hops.is_empty() {
+        return Err(OnionError::EmptyPath);
+    }
+    if hop_random.len() != hops.len() {
+        return Err(OnionError::RandomnessCount {
+            expected: hops.len() + 1,
+            got: random.len(),
+        });
+    }
+    let hop_count = u64::try_from(hops.len()).unwrap_or(u64::MAX);
+    if hop_count > MAX_ONION_HOPS {
+        return Err(OnionError::HopLimitExceeded(hop_count));
+    }
+    let enc_name = Value::from(enc_type.as_str());
+
+    // Destination layer and the route the last hop reads.
+    let (dest_plaintext, mut ciphertext, reply_key, mut route) = match destination {
+        OnionDestination::Node { node, options } => {
+            let mut j = BTreeMap::new();
+            j.insert("headers", Value::from(""));
+            if let Some(b) = options.json {
+                j.insert("json", Value::from(b));
+            }
+            if let Some(b) = options.base64 {
+                j.insert("base64", Value::from(b));
+            }
+            if let Some(n) = pad {
+                j.insert("pad", Value::from(pad_string(n)));
+            }
+            let c0 = frame(payload, &to_json(&j)?)?;
+            let (x0, key, e0) = dest_random.encrypt_to(enc_type, &node.x25519, &c0)?;
+            let mut r = BTreeMap::new();
+            r.insert("destination", Value::from(hex::encode(node.ed25519)));
+            r.insert("enc_type", enc_name.clone());
+            r.insert("ephemeral_key", Value::from(hex::encode(e0.as_bytes())));
+            (c0, x0, key, r)
+        }
+        OnionDestination::Server(s) => {
+            ProxyRequest::new(&s.host, &s.target, s.protocol.as_str(), s.port)?;
+            let (x0, key, e0) = dest_random.encrypt_to(enc_type, &s.x25519, payload)?;
+            let mut r = BTreeMap::new();
+            r.insert("host", Value::from(s.host.as_str()));
+            r.insert("target", Value::from(s.target.as_str()));
+            r.insert("method", Value::from("POST"));
+            r.insert("protocol", Value::from(s.protocol.as_str()));
+            r.insert("port", json!(s.port));
+            r.insert("enc_type", enc_name.clone());
+            r.insert("ephemeral_key", Value::from(hex::encode(e0.as_bytes())));
+            if let Some(n) = pad {
+                r.insert("pad", Value::from(pad_string(n)));
+            }
+            (payload.to_vec(), x0, key, r)
+        }
+    };
+
+    // Relay layers, innermost first.
+    let mut plaintexts = Vec::with_capacity(hops.len() + 1);
+    let mut hop_keys = Vec::with_capacity(hops.len());
+    let mut guard_e = None;
+    for (hop, r) in hops.iter().zip(hop_random).rev() {
+        let p = frame(&ciphertext, &to_json(&route)?)?;
+        let (x, key, e) = r.encrypt_to(enc_type, &hop.x25519, &p)?;
+        plaintexts.push(p);
+        hop_keys.push(key);
+        ciphertext = x;
+        route = BTreeMap::new();
+        route.insert("destination", Value::from(hex::encode(hop.ed25519)));
+        route.insert("enc_type", enc_name.clone());
+        route.insert("ephemeral_key", Value::from(hex::encode(e.as_bytes())));
+        guard_e = Some(e);
+    }
+    let guard_e = guard_e.ok_or(OnionError::EmptyPath)?;
+    plaintexts.reverse();
+    hop_keys.reverse();
+    plaintexts.push(dest_plaintext);
+
+    let mut entry = BTreeMap::new();
+    entry.insert("enc_type", enc_name);
+    entry.insert(
+        "ephemeral_key",
+        Value::from(hex::encode(guard_e.as_bytes())),
+    );
+    let body = frame(&ciphertext, &to_json(&entry)?)?;
+    Ok(BuiltOnion {
+        body,
+        reply_key,
+        hop_keys,
+        layer_plaintexts: plaintexts,
+    })
+}
+
+/// Builds an onion whose body is exactly the smallest size bucket that fits
+/// (§9.2): builds once with an empty pad, measures, then rebuilds with the
+/// pad that fills the bucket. Requests over 10 MiB are refused.
+pub fn build_padded_onion(
+    enc_type: EncType,
+    payload: &[u8],
+    hops: &[PathNode],
+    destination: &OnionDestination,
+    random: &[LayerRandom],
+) -> Result<BuiltOnion, OnionError> {
+    let first = build_onion(enc_type, payload, hops, destination, random, Some(0))?;
+    let s0 = first.body.len();
+    let bucket = buckets_from(s0).next().ok_or(OnionError::TooLarge(s0))?;
+    if bucket > MAX_BODY_SIZE {
+        return Err(OnionError::TooLarge(s0));
+    }
+    let padded = build_onion(
+        enc_type,
+        payload,
+        hops,
+        destination,
+        random,
+        Some(bucket - s0),
+    )?;
+    if padded.body.len() != bucket {
+        return Err(OnionError::PaddingMismatch {
+            want: bucket,
+            got: padded.body.len(),
+        });
+    }
+    Ok(padded)
+}
