@@ -1,0 +1,915 @@
+//! The SQL behind every storage operation, as synchronous functions on one
+//! connection (`shared/spec/storage-rpc.md` §5–9, `shared/spec/swarms.md`
+//! §6–11).
+//!
+//! Write functions expect to run inside a transaction (the writer thread wraps
+//! each one in a savepoint inside the group transaction, so a failing one
+//! leaves nothing behind). [`super::Store`] is the normal entry point; these
+//! functions are public for tools and tests that hold a connection directly.
+//!
+//! Rows whose expiry has passed (`expiry <= now`) are treated as absent by
+//! every operation, even before [`sweep_expired`] removes them.
+//!
+//! Integers: SQLite stores signed 64-bit values; times above `i64::MAX` ms are
+//! saturated to `i64::MAX` (about 292 million years).
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use umbra_proto::identity::AccountId;
+
+use super::{
+    ExpireMode, MAX_REVOKED_PER_ACCOUNT, Namespaces, NsHashes, PeerKey, RetrieveLimits, Retrieved,
+    SequencedMessage, SinceBatch, SqlContext, StoreError, StoreOptions, StoreOutcome,
+    StoredMessage, SubaccountToken, Tombstone, retrieve_size, validate_hash,
+};
+
+/// Converts a time or count to SQLite's signed integer, saturating.
+fn to_sql(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Converts a stored signed integer back, refusing negatives.
+fn from_sql(v: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::BadStoredValue(what))
+}
+
+/// Namespace bounds for a [`Namespaces`] selector, for `BETWEEN ?lo AND ?hi`.
+fn ns_range(ns: Namespaces) -> (i64, i64) {
+    match ns {
+        Namespaces::One(n) => (i64::from(n), i64::from(n)),
+        Namespaces::All => (i64::from(i16::MIN), i64::from(i16::MAX)),
+    }
+}
+
+fn ns_from_sql(v: i64) -> Result<i16, StoreError> {
+    i16::try_from(v).map_err(|_| StoreError::BadStoredValue("namespace"))
+}
+
+/// The owner row id of `owner`, if the account has a row.
+pub fn owner_id(conn: &Connection, owner: &AccountId) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT id FROM owners WHERE account = ?1")
+        .and_then(|mut s| {
+            s.query_row([&owner.to_bytes()[..]], |r| r.get(0))
+                .optional()
+        })
+        .ctx("looking up an owner")
+}
+
+/// The owner row id of `owner`, creating the row if needed.
+pub fn ensure_owner(conn: &Connection, owner: &AccountId) -> Result<i64, StoreError> {
+    if let Some(id) = owner_id(conn, owner)? {
+        return Ok(id);
+    }
+    conn.prepare_cached("INSERT INTO owners (account) VALUES (?1)")
+        .and_then(|mut s| s.execute([&owner.to_bytes()[..]]))
+        .ctx("adding an owner")?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Bytes of database pages in use: `(page_count − freelist_count) ×
+/// page_size`. Inside a write transaction this includes its uncommitted pages.
+/// This is what the size cap measures.
+pub fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {
+    let page_count: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .ctx("reading page_count")?;
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .ctx("reading freelist_count")?;
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .ctx("reading page_size")?;
+    let pages = from_sql(page_count.saturating_sub(free).max(0), "page count")?;
+    Ok(pages.saturating_mul(from_sql(page_size, "page size")?))
+}
+
+/// The highest message sequence number ever assigned (0 if none).
+pub fn max_seq(conn: &Connection) -> Result<u64, StoreError> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+        .ctx("reading the sequence number")?;
+    from_sql(v.unwrap_or(0), "sequence number")
+}
+
+/// Builds a message from `hash, account, namespace, timestamp, expiry, data`
+/// columns starting at `first`.
+fn message_from_row(r: &Row<'_>, first: usize) -> Result<StoredMessage, StoreError> {
+    let hash: String = r.get(first).ctx("reading a message")?;
+    let account: Vec<u8> = r.get(first + 1).ctx("reading a message")?;
+    let ns: i64 = r.get(first + 2).ctx("reading a message")?;
+    let ts: i64 = r.get(first + 3).ctx("reading a message")?;
+    let exp: i64 = r.get(first + 4).ctx("reading a message")?;
+    let data: Vec<u8> = r.get(first + 5).ctx("reading a message")?;
+    Ok(StoredMessage {
+        hash,
+        owner: AccountId::from_bytes(&account)
+            .map_err(|e| StoreError::BadStoredAccount(e.to_string()))?,
+        namespace: ns_from_sql(ns)?,
+        timestamp_ms: from_sql(ts, "timestamp")?,
+        expiry_ms: from_sql(exp, "expiry")?,
+        data,
+    })
+}
+
+const MSG_COLS: &str = "m.hash, o.account, m.namespace, m.timestamp, m.expiry, m.data";
+
+/// Records (or strengthens) a tombstone: "deleted" wins over a shortened
+/// expiry, the earlier shortened expiry wins, the later `keep_until` wins.
+fn record_tombstone(
+    conn: &Connection,
+    hash: &str,
+    owner_id: i64,
+    namespace: i64,
+    new_expiry: Option<i64>,
+    keep_until: i64,
+) -> Result<(), StoreError> {
+    let seq = to_sql(max_seq(conn)?);
+    conn.prepare_cached(
+        "INSERT INTO tombstones (hash, owner_id, namespace, new_expiry, keep_until, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (hash) DO UPDATE SET
+           new_expiry = CASE WHEN excluded.new_expiry IS NULL OR tombstones.new_expiry IS NULL
+                             THEN NULL ELSE min(excluded.new_expiry, tombstones.new_expiry) END,
+           keep_until = max(excluded.keep_until, tombstones.keep_until),
+           seq = excluded.seq",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            hash, owner_id, namespace, new_expiry, keep_until, seq
+        ])
+    })
+    .ctx("recording a tombstone")?;
+    Ok(())
+}
+
+/// Inserts a new message row and checks the size cap.
+fn insert_row(
+    conn: &Connection,
+    owner_id: i64,
+    msg: &StoredMessage,
+    cap: u64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages (hash, owner_id, namespace, timestamp, expiry, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            msg.hash,
+            owner_id,
+            i64::from(msg.namespace),
+            to_sql(msg.timestamp_ms),
+            to_sql(msg.expiry_ms),
+            msg.data
+        ])
+    })
+    .ctx("inserting a message")?;
+    if used_bytes(conn)? > cap {
+        return Err(StoreError::Full { cap });
+    }
+    Ok(())
+}
+
+/// Deletes the row with `hash` (used to replace an expired, unswept row).
+fn delete_row(conn: &Connection, hash: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM messages WHERE hash = ?1")
+        .and_then(|mut s| s.execute([hash]))
+        .ctx("deleting a message")?;
+    Ok(())
+}
+
+/// `(expiry, owner_id)` of the row with `hash`, expired or not.
+fn row_by_hash(conn: &Connection, hash: &str) -> Result<Option<(i64, i64)>, StoreError> {
+    conn.prepare_cached("SELECT expiry, owner_id FROM messages WHERE hash = ?1")
+        .and_then(|mut s| {
+            s.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .ctx("looking up a hash")
+}
+
+/// A client `store` (`storage-rpc.md` §9.1 effect): for a public outbox,
+/// delete the account's other messages in the namespace; if the hash exists,
+/// raise its expiry to the later of the two; else insert. A client store
+/// clears a tombstone for the same hash (the client stored it again).
+///
+/// Fails with [`StoreError::Full`] when the insert would pass `cap`; the
+/// caller must roll back (the writer's savepoint does).
+pub fn store(
+    conn: &Connection,
+    msg: &StoredMessage,
+    opts: StoreOptions,
+    cap: u64,
+    now_ms: u64,
+) -> Result<StoreOutcome, StoreError> {
+    validate_hash(&msg.hash)?;
+    let now = to_sql(now_ms);
+    let oid = ensure_owner(conn, &msg.owner)?;
+    if opts.replace_namespace {
+        let mut stmt = conn
+            .prepare_cached(
+                "DELETE FROM messages WHERE owner_id = ?1 AND namespace = ?2 AND hash != ?3
+                 RETURNING hash, expiry",
+            )
+            .ctx("replacing a public outbox")?;
+        let gone: Vec<(String, i64)> = stmt
+            .query_map(params![oid, i64::from(msg.namespace), msg.hash], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .and_then(|rows| rows.collect())
+            .ctx("replacing a public outbox")?;
+        for (hash, expiry) in gone.into_iter().filter(|(_, e)| *e > now) {
+            record_tombstone(conn, &hash, oid, i64::from(msg.namespace), None, expiry)?;
+        }
+    }
+    let new_expiry = to_sql(msg.expiry_ms);
+    match row_by_hash(conn, &msg.hash)? {
+        Some((old, _)) if old > now => {
+            if new_expiry > old {
+                conn.prepare_cached("UPDATE messages SET expiry = ?1 WHERE hash = ?2")
+                    .and_then(|mut s| s.execute(params![new_expiry, msg.hash]))
+                    .ctx("raising an expiry")?;
+            }
+            Ok(StoreOutcome {
+                new: false,
+                expiry_ms: from_sql(old.max(new_expiry), "expiry")?,
+            })
+        }
+        expired_or_absent => {
+            if expired_or_absent.is_some() {
+                delete_row(conn, &msg.hash)?;
+            }
+            conn.prepare_cached("DELETE FROM tombstones WHERE hash = ?1")
+                .and_then(|mut s| s.execute([&msg.hash]))
+                .ctx("clearing a tombstone")?;
+            insert_row(conn, oid, msg, cap)?;
+            Ok(StoreOutcome {
+                new: true,
+                expiry_ms: msg.expiry_ms,
+            })
+        }
+    }
+}
+
+/// Hand-over / catch-up insert (`swarms.md` §7.3): for each item, skip it if
+/// expired at `now_ms` or deleted by a tombstone; cap its expiry by a
+/// shortening tombstone; insert it if the hash is absent; never change an
+/// existing row. Returns how many were inserted. The caller has checked the
+/// hashes and ownership.
+pub fn apply_push(
+    conn: &Connection,
+    items: &[StoredMessage],
+    cap: u64,
+    now_ms: u64,
+) -> Result<usize, StoreError> {
+    let now = to_sql(now_ms);
+    let mut stored = 0;
+    for item in items {
+        validate_hash(&item.hash)?;
+        let tomb: Option<Option<i64>> = conn
+            .prepare_cached("SELECT new_expiry FROM tombstones WHERE hash = ?1")
+            .and_then(|mut s| s.query_row([&item.hash], |r| r.get(0)).optional())
+            .ctx("checking tombstones")?;
+        let expiry = match tomb {
+            Some(None) => continue,
+            Some(Some(e)) => e.min(to_sql(item.expiry_ms)),
+            None => to_sql(item.expiry_ms),
+        };
+        if expiry <= now {
+            continue;
+        }
+        match row_by_hash(conn, &item.hash)? {
+            Some((old, _)) if old > now => continue,
+            Some(_) => delete_row(conn, &item.hash)?,
+            None => {}
+        }
+        let oid = ensure_owner(conn, &item.owner)?;
+        let mut row = item.clone();
+        row.expiry_ms = from_sql(expiry, "expiry")?;
+        insert_row(conn, oid, &row, cap)?;
+        stored += 1;
+    }
+    Ok(stored)
+}
+
+/// Applies tombstones received from a peer (`swarms.md` §6): deletes or
+/// shortens the matching local messages of the same account, and keeps the
+/// tombstones. Tombstones already past `keep_until_ms` are ignored. Returns
+/// how many local messages changed.
+pub fn apply_tombstones(
+    conn: &Connection,
+    tombstones: &[Tombstone],
+    now_ms: u64,
+) -> Result<usize, StoreError> {
+    let now = to_sql(now_ms);
+    let mut changed = 0;
+    for t in tombstones {
+        validate_hash(&t.hash)?;
+        if to_sql(t.keep_until_ms) <= now {
+            continue;
+        }
+        let oid = ensure_owner(conn, &t.owner)?;
+        if let Some((old, row_owner)) = row_by_hash(conn, &t.hash)?
+            && row_owner == oid
+            && old > now
+        {
+            match t.new_expiry_ms.map(to_sql) {
+                Some(e) if e > now && e < old => {
+                    conn.prepare_cached("UPDATE messages SET expiry = ?1 WHERE hash = ?2")
+                        .and_then(|mut s| s.execute(params![e, t.hash]))
+                        .ctx("applying a tombstone")?;
+                    changed += 1;
+                }
+                Some(e) if e >= old => {}
+                _ => {
+                    delete_row(conn, &t.hash)?;
+                    changed += 1;
+                }
+            }
+        }
+        record_tombstone(
+            conn,
+            &t.hash,
+            oid,
+            i64::from(t.namespace),
+            t.new_expiry_ms.map(to_sql),
+            to_sql(t.keep_until_ms),
+        )?;
+    }
+    Ok(changed)
+}
+
+/// `retrieve` (`storage-rpc.md` §9.2): unexpired rows of (owner, namespace)
+/// in insertion order, after the row of `after_hash` (from the start if it is
+/// absent from that namespace), within `limits`; the first message is always
+/// returned even if it alone passes the size budget.
+pub fn retrieve(
+    conn: &Connection,
+    owner: &AccountId,
+    namespace: i16,
+    after_hash: Option<&str>,
+    limits: RetrieveLimits,
+    now_ms: u64,
+) -> Result<Retrieved, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(Retrieved::default());
+    };
+    let ns = i64::from(namespace);
+    let after_id: i64 = match after_hash.filter(|h| !h.is_empty()) {
+        Some(h) => conn
+            .prepare_cached(
+                "SELECT id FROM messages WHERE hash = ?1 AND owner_id = ?2 AND namespace = ?3",
+            )
+            .and_then(|mut s| s.query_row(params![h, oid, ns], |r| r.get(0)).optional())
+            .ctx("looking up last_hash")?
+            .unwrap_or(0),
+        None => 0,
+    };
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MSG_COLS} FROM messages m JOIN owners o ON o.id = m.owner_id
+             WHERE m.owner_id = ?1 AND m.namespace = ?2 AND m.id > ?3 AND m.expiry > ?4
+             ORDER BY m.id"
+        ))
+        .ctx("retrieving messages")?;
+    let mut rows = stmt
+        .query(params![oid, ns, after_id, to_sql(now_ms)])
+        .ctx("retrieving messages")?;
+    let mut out = Retrieved::default();
+    let mut total: u64 = 0;
+    while let Some(row) = rows.next().ctx("retrieving messages")? {
+        let count_full = limits.max_count.is_some_and(|c| out.messages.len() >= c);
+        let size: u64 = {
+            let hash_len = row
+                .get_ref(0)
+                .ctx("retrieving messages")?
+                .as_bytes()
+                .map_or(0, <[u8]>::len);
+            let data_len = row
+                .get_ref(5)
+                .ctx("retrieving messages")?
+                .as_bytes()
+                .map_or(0, <[u8]>::len);
+            retrieve_size(hash_len, data_len)
+        };
+        let size_full = !out.messages.is_empty()
+            && limits
+                .max_size
+                .is_some_and(|m| total.saturating_add(size) > m);
+        if count_full || size_full {
+            out.more = true;
+            break;
+        }
+        total = total.saturating_add(size);
+        out.messages.push(message_from_row(row, 0)?);
+    }
+    Ok(out)
+}
+
+/// Deletes rows returned by `stmt`-style `DELETE … RETURNING hash, namespace,
+/// expiry, owner_id`, keeps tombstones for the unexpired ones, and groups
+/// their hashes by namespace (sorted).
+fn collect_deleted(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    now: i64,
+    tombstone: bool,
+) -> Result<NsHashes, StoreError> {
+    let gone: Vec<(String, i64, i64, i64)> = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .ctx("deleting messages")?;
+    let mut out = NsHashes::new();
+    for (hash, ns, expiry, oid) in gone.into_iter().filter(|g| g.2 > now) {
+        if tombstone {
+            record_tombstone(conn, &hash, oid, ns, None, expiry)?;
+        }
+        out.entry(ns_from_sql(ns)?).or_default().push(hash);
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    Ok(out)
+}
+
+/// `delete` (`storage-rpc.md` §9.3): deletes those of `hashes` that belong to
+/// `owner` and have not expired; returns them ASCII-sorted.
+pub fn delete_hashes(
+    conn: &Connection,
+    owner: &AccountId,
+    hashes: &[String],
+    now_ms: u64,
+) -> Result<Vec<String>, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(Vec::new());
+    };
+    let now = to_sql(now_ms);
+    let mut deleted = Vec::new();
+    for h in hashes {
+        let by_ns = collect_deleted(
+            conn,
+            "DELETE FROM messages WHERE hash = ?1 AND owner_id = ?2
+             RETURNING hash, namespace, expiry, owner_id",
+            params![h, oid],
+            now,
+            true,
+        )?;
+        deleted.extend(by_ns.into_values().flatten());
+    }
+    deleted.sort();
+    deleted.dedup();
+    Ok(deleted)
+}
+
+/// Deletes `hashes` of `owner` without keeping tombstones: the local copy is
+/// dropped after a hand-over (`swarms.md` §10), not deleted by a client.
+/// Returns how many rows were removed.
+pub fn forget(
+    conn: &Connection,
+    owner: &AccountId,
+    hashes: &[String],
+) -> Result<usize, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    for h in hashes {
+        n += conn
+            .prepare_cached("DELETE FROM messages WHERE hash = ?1 AND owner_id = ?2")
+            .and_then(|mut s| s.execute(params![h, oid]))
+            .ctx("forgetting a message")?;
+    }
+    Ok(n)
+}
+
+/// `delete_all` (`storage-rpc.md` §9.4): deletes every message of `owner` in
+/// the namespace(s); returns the unexpired ones deleted, by namespace.
+pub fn delete_all(
+    conn: &Connection,
+    owner: &AccountId,
+    ns: Namespaces,
+    now_ms: u64,
+) -> Result<NsHashes, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(NsHashes::new());
+    };
+    let (lo, hi) = ns_range(ns);
+    collect_deleted(
+        conn,
+        "DELETE FROM messages WHERE owner_id = ?1 AND namespace BETWEEN ?2 AND ?3
+         RETURNING hash, namespace, expiry, owner_id",
+        params![oid, lo, hi],
+        to_sql(now_ms),
+        true,
+    )
+}
+
+/// `delete_before` (`storage-rpc.md` §9.5): deletes messages of `owner` in
+/// the namespace(s) with `timestamp ≤ before_ms`.
+pub fn delete_before(
+    conn: &Connection,
+    owner: &AccountId,
+    ns: Namespaces,
+    before_ms: u64,
+    now_ms: u64,
+) -> Result<NsHashes, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(NsHashes::new());
+    };
+    let (lo, hi) = ns_range(ns);
+    collect_deleted(
+        conn,
+        "DELETE FROM messages WHERE owner_id = ?1 AND namespace BETWEEN ?2 AND ?3
+           AND timestamp <= ?4
+         RETURNING hash, namespace, expiry, owner_id",
+        params![oid, lo, hi, to_sql(before_ms)],
+        to_sql(now_ms),
+        true,
+    )
+}
+
+/// `expire` (`storage-rpc.md` §9.6): for each `(hash, new_expiry)` whose
+/// unexpired message belongs to `owner`, update it as `mode` allows. The
+/// caller has already clamped each expiry to `now + 30 days`. A shortened
+/// expiry keeps a tombstone. Unknown hashes appear in neither map.
+pub fn expire(
+    conn: &Connection,
+    owner: &AccountId,
+    updates: &[(String, u64)],
+    mode: ExpireMode,
+    now_ms: u64,
+) -> Result<super::ExpireOutcome, StoreError> {
+    let mut out = super::ExpireOutcome::default();
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(out);
+    };
+    let now = to_sql(now_ms);
+    for (hash, new) in updates {
+        let new_sql = to_sql(*new);
+        let row: Option<(i64, i64)> = conn
+            .prepare_cached(
+                "SELECT expiry, namespace FROM messages
+                 WHERE hash = ?1 AND owner_id = ?2 AND expiry > ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![hash, oid, now], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .ctx("reading an expiry")?;
+        let Some((old, ns)) = row else { continue };
+        let apply = match mode {
+            ExpireMode::Extend => new_sql > old,
+            ExpireMode::Shorten => new_sql < old,
+            ExpireMode::Either => true,
+        };
+        if !apply {
+            out.unchanged.insert(hash.clone(), from_sql(old, "expiry")?);
+            continue;
+        }
+        conn.prepare_cached("UPDATE messages SET expiry = ?1 WHERE hash = ?2")
+            .and_then(|mut s| s.execute(params![new_sql, hash]))
+            .ctx("updating an expiry")?;
+        if new_sql < old {
+            record_tombstone(conn, hash, oid, ns, Some(new_sql), old)?;
+        }
+        out.updated.insert(hash.clone(), *new);
+    }
+    Ok(out)
+}
+
+/// `expire_all` (`storage-rpc.md` §9.7): shortens to `expiry_ms` every
+/// unexpired message of `owner` in the namespace(s) whose expiry is later;
+/// returns the updated hashes by namespace (sorted).
+pub fn expire_all(
+    conn: &Connection,
+    owner: &AccountId,
+    ns: Namespaces,
+    expiry_ms: u64,
+    now_ms: u64,
+) -> Result<NsHashes, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(NsHashes::new());
+    };
+    let (lo, hi) = ns_range(ns);
+    let new = to_sql(expiry_ms);
+    let changed: Vec<(String, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT hash, namespace, expiry FROM messages
+             WHERE owner_id = ?1 AND namespace BETWEEN ?2 AND ?3 AND expiry > ?4 AND expiry > ?5",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![oid, lo, hi, new, to_sql(now_ms)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .and_then(|rows| rows.collect())
+        })
+        .ctx("selecting messages to shorten")?;
+    let mut out = NsHashes::new();
+    for (hash, ns, old) in changed {
+        conn.prepare_cached("UPDATE messages SET expiry = ?1 WHERE hash = ?2")
+            .and_then(|mut s| s.execute(params![new, hash]))
+            .ctx("shortening an expiry")?;
+        record_tombstone(conn, &hash, oid, ns, Some(new), old)?;
+        out.entry(ns_from_sql(ns)?).or_default().push(hash);
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    Ok(out)
+}
+
+/// `get_expiries` (`storage-rpc.md` §9.8): the current expiry of each of
+/// `hashes` that exists, is unexpired and belongs to `owner`.
+pub fn get_expiries(
+    conn: &Connection,
+    owner: &AccountId,
+    hashes: &[String],
+    now_ms: u64,
+) -> Result<BTreeMap<String, u64>, StoreError> {
+    let mut out = BTreeMap::new();
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(out);
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT expiry FROM messages WHERE hash = ?1 AND owner_id = ?2 AND expiry > ?3",
+        )
+        .ctx("reading expiries")?;
+    for h in hashes {
+        let e: Option<i64> = stmt
+            .query_row(params![h, oid, to_sql(now_ms)], |r| r.get(0))
+            .optional()
+            .ctx("reading expiries")?;
+        if let Some(e) = e {
+            out.insert(h.clone(), from_sql(e, "expiry")?);
+        }
+    }
+    Ok(out)
+}
+
+/// `revoke_subaccount` (`storage-rpc.md` §2.3, §9.9): adds the tokens to the
+/// account's revocation list, then drops the oldest beyond 256. Returns how
+/// many tokens changed state.
+pub fn revoke_subaccounts(
+    conn: &Connection,
+    owner: &AccountId,
+    tokens: &[SubaccountToken],
+    now_ms: u64,
+) -> Result<usize, StoreError> {
+    let oid = ensure_owner(conn, owner)?;
+    let mut changed = 0;
+    for t in tokens {
+        changed += conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO revoked_subaccounts (owner_id, token, revoked_at)
+                 VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![oid, &t[..], to_sql(now_ms)]))
+            .ctx("revoking a subaccount")?;
+    }
+    let limit = i64::try_from(MAX_REVOKED_PER_ACCOUNT).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "DELETE FROM revoked_subaccounts WHERE rowid IN (
+           SELECT rowid FROM revoked_subaccounts WHERE owner_id = ?1
+           ORDER BY revoked_at DESC, rowid DESC LIMIT -1 OFFSET ?2)",
+    )
+    .and_then(|mut s| s.execute(params![oid, limit]))
+    .ctx("trimming the revocation list")?;
+    Ok(changed)
+}
+
+/// `unrevoke_subaccount` (`storage-rpc.md` §9.9): removes the tokens from the
+/// revocation list; returns how many were on it.
+pub fn unrevoke_subaccounts(
+    conn: &Connection,
+    owner: &AccountId,
+    tokens: &[SubaccountToken],
+) -> Result<usize, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(0);
+    };
+    let mut changed = 0;
+    for t in tokens {
+        changed += conn
+            .prepare_cached("DELETE FROM revoked_subaccounts WHERE owner_id = ?1 AND token = ?2")
+            .and_then(|mut s| s.execute(params![oid, &t[..]]))
+            .ctx("unrevoking a subaccount")?;
+    }
+    Ok(changed)
+}
+
+/// Whether `token` is on `owner`'s revocation list.
+pub fn is_revoked(
+    conn: &Connection,
+    owner: &AccountId,
+    token: &SubaccountToken,
+) -> Result<bool, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM revoked_subaccounts WHERE owner_id = ?1 AND token = ?2)",
+    )
+    .and_then(|mut s| s.query_row(params![oid, &token[..]], |r| r.get(0)))
+    .ctx("checking a revocation")
+}
+
+/// Expiry sweep (`swarms.md` §9): deletes every message with
+/// `expiry ≤ now_ms` and every tombstone kept past its `keep_until`. Returns
+/// how many messages were deleted.
+pub fn sweep_expired(conn: &Connection, now_ms: u64) -> Result<usize, StoreError> {
+    let now = to_sql(now_ms);
+    let n = conn
+        .prepare_cached("DELETE FROM messages WHERE expiry <= ?1")
+        .and_then(|mut s| s.execute([now]))
+        .ctx("sweeping expired messages")?;
+    conn.prepare_cached("DELETE FROM tombstones WHERE keep_until <= ?1")
+        .and_then(|mut s| s.execute([now]))
+        .ctx("sweeping tombstones")?;
+    Ok(n)
+}
+
+/// Accounts that have at least one unexpired message (hand-over, `swarms.md`
+/// §7.1).
+pub fn owners(conn: &Connection, now_ms: u64) -> Result<Vec<AccountId>, StoreError> {
+    let raw: Vec<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT o.account FROM owners o WHERE EXISTS
+               (SELECT 1 FROM messages m WHERE m.owner_id = o.id AND m.expiry > ?1)
+             ORDER BY o.account",
+        )
+        .and_then(|mut s| {
+            s.query_map([to_sql(now_ms)], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+        })
+        .ctx("listing owners")?;
+    raw.iter()
+        .map(|b| AccountId::from_bytes(b).map_err(|e| StoreError::BadStoredAccount(e.to_string())))
+        .collect()
+}
+
+/// Every unexpired message of `owner`, all namespaces, in insertion order
+/// (hand-over push, `swarms.md` §7).
+pub fn messages_for_push(
+    conn: &Connection,
+    owner: &AccountId,
+    now_ms: u64,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MSG_COLS} FROM messages m JOIN owners o ON o.id = m.owner_id
+             WHERE m.owner_id = ?1 AND m.expiry > ?2 ORDER BY m.id"
+        ))
+        .ctx("listing messages for push")?;
+    let mut rows = stmt
+        .query(params![oid, to_sql(now_ms)])
+        .ctx("listing messages for push")?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().ctx("listing messages for push")? {
+        out.push(message_from_row(r, 0)?);
+    }
+    Ok(out)
+}
+
+/// `(hash, expiry)` of every unexpired message of `owner`, sorted by hash, so
+/// a peer can diff its copy against ours.
+pub fn hash_expiries(
+    conn: &Connection,
+    owner: &AccountId,
+    now_ms: u64,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let Some(oid) = owner_id(conn, owner)? else {
+        return Ok(Vec::new());
+    };
+    let raw: Vec<(String, i64)> = conn
+        .prepare_cached(
+            "SELECT hash, expiry FROM messages WHERE owner_id = ?1 AND expiry > ?2 ORDER BY hash",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![oid, to_sql(now_ms)], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .ctx("listing hashes")?;
+    raw.into_iter()
+        .map(|(h, e)| Ok((h, from_sql(e, "expiry")?)))
+        .collect()
+}
+
+/// A tombstone row: hash, account, namespace, new expiry, keep-until.
+type TombstoneRow = (String, Vec<u8>, i64, Option<i64>, i64);
+
+/// Catch-up page (`swarms.md` §6): unexpired messages with sequence number
+/// `≥ from_seq` (at most `max_messages`), plus the live tombstones whose
+/// sequence number falls in the range this page covers.
+pub fn since(
+    conn: &Connection,
+    from_seq: u64,
+    max_messages: usize,
+    now_ms: u64,
+) -> Result<SinceBatch, StoreError> {
+    let now = to_sql(now_ms);
+    let from = to_sql(from_seq);
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT m.id, {MSG_COLS} FROM messages m JOIN owners o ON o.id = m.owner_id
+             WHERE m.id >= ?1 AND m.expiry > ?2 ORDER BY m.id"
+        ))
+        .ctx("reading messages since")?;
+    let mut rows = stmt
+        .query(params![from, now])
+        .ctx("reading messages since")?;
+    let mut out = SinceBatch::default();
+    while let Some(r) = rows.next().ctx("reading messages since")? {
+        let seq: i64 = r.get(0).ctx("reading messages since")?;
+        let seq = from_sql(seq, "sequence number")?;
+        if out.messages.len() >= max_messages {
+            out.next_seq = Some(seq);
+            break;
+        }
+        out.messages.push(SequencedMessage {
+            seq,
+            message: message_from_row(r, 1)?,
+        });
+    }
+    let upto = out.next_seq.map_or(i64::MAX, to_sql);
+    let raw: Vec<TombstoneRow> = conn
+        .prepare_cached(
+            "SELECT t.hash, o.account, t.namespace, t.new_expiry, t.keep_until
+             FROM tombstones t JOIN owners o ON o.id = t.owner_id
+             WHERE t.seq >= ?1 AND t.seq < ?2 AND t.keep_until > ?3 ORDER BY t.seq, t.hash",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![from, upto, now], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .and_then(|rows| rows.collect())
+        })
+        .ctx("reading tombstones since")?;
+    for (hash, account, ns, new_expiry, keep_until) in raw {
+        out.tombstones.push(Tombstone {
+            hash,
+            owner: AccountId::from_bytes(&account)
+                .map_err(|e| StoreError::BadStoredAccount(e.to_string()))?,
+            namespace: ns_from_sql(ns)?,
+            new_expiry_ms: new_expiry.map(|e| from_sql(e, "expiry")).transpose()?,
+            keep_until_ms: from_sql(keep_until, "keep_until")?,
+        });
+    }
+    Ok(out)
+}
+
+/// Sets `peer`'s catch-up mark to `seq` unless one is set (`swarms.md` §6).
+/// Returns true when the mark was set by this call.
+pub fn set_catchup_mark(conn: &Connection, peer: &PeerKey, seq: u64) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("INSERT OR IGNORE INTO catchup_marks (peer, seq) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![&peer[..], to_sql(seq)]))
+        .ctx("setting a catch-up mark")?;
+    Ok(n > 0)
+}
+
+/// Clears `peer`'s catch-up mark; returns whether one was set.
+pub fn clear_catchup_mark(conn: &Connection, peer: &PeerKey) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("DELETE FROM catchup_marks WHERE peer = ?1")
+        .and_then(|mut s| s.execute([&peer[..]]))
+        .ctx("clearing a catch-up mark")?;
+    Ok(n > 0)
+}
+
+/// Every catch-up mark, `(peer, seq)`, sorted by peer.
+pub fn catchup_marks(conn: &Connection) -> Result<Vec<(PeerKey, u64)>, StoreError> {
+    let raw: Vec<(Vec<u8>, i64)> = conn
+        .prepare_cached("SELECT peer, seq FROM catchup_marks ORDER BY peer")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .ctx("listing catch-up marks")?;
+    raw.into_iter()
+        .map(|(p, s)| {
+            let peer: PeerKey = p
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::BadStoredValue("peer key"))?;
+            Ok((peer, from_sql(s, "sequence number")?))
+        })
+        .collect()
+}
+
+/// Number of stored message rows (expired-but-unswept included).
+pub fn count(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .ctx("counting messages")?;
+    from_sql(n, "count")
+}
