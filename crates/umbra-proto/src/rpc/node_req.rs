@@ -1,0 +1,468 @@
+//! Node-to-node requests (`swarms.md` §6–8): the authentication headers and
+//! their signed string (§8.2), the header checks (§8.3), and the hand-over
+//! push body (§7.2) with its receiver rules (§7.3).
+
+use umbra_crypto::hash::blake2b_fixed;
+use umbra_crypto::{Ed25519Keypair, Ed25519Public};
+
+use super::encoding::{Ed25519Hex, Signature};
+use super::hash::{MessageHash, message_hash};
+use super::limits::SIGNATURE_TOLERANCE_MS;
+use super::namespace::Namespace;
+use super::status::RpcError;
+use crate::bencode::{self, Value};
+use crate::identity::AccountId;
+
+/// `POST /node/v1/swarm`: swarm fan-out (§6).
+pub const PATH_SWARM: &str = "/node/v1/swarm";
+/// `POST /node/v1/push`: hand-over (§7).
+pub const PATH_PUSH: &str = "/node/v1/push";
+/// `POST /node/v1/since`: catch-up pull (§6).
+pub const PATH_SINCE: &str = "/node/v1/since";
+/// `POST /node/v1/onion`: onion relay between hops.
+pub const PATH_ONION: &str = "/node/v1/onion";
+/// `POST /node/v1/ping`: reachability, unauthenticated; reply `pong`.
+pub const PATH_PING: &str = "/node/v1/ping";
+/// The `ping` reply body.
+pub const PING_REPLY: &[u8] = b"pong";
+
+/// Header: sender's Ed25519 key, 64 hex.
+pub const HEADER_NODE: &str = "X-Umbra-Node";
+/// Header: sender's current epoch, decimal.
+pub const HEADER_EPOCH: &str = "X-Umbra-Epoch";
+/// Header: unix ms, decimal.
+pub const HEADER_TIMESTAMP: &str = "X-Umbra-Timestamp";
+/// Header: base64 Ed25519 signature.
+pub const HEADER_SIGNATURE: &str = "X-Umbra-Signature";
+
+/// Maximum push body size in bytes (§7.2).
+pub const MAX_PUSH_BODY: usize = 9_000_000;
+/// The version byte that starts a push body (§7.2).
+pub const PUSH_VERSION: u8 = 0x01;
+/// A sender with an older epoch stays accepted this long after it was
+/// superseded (§8.3), in ms.
+pub const SUPERSEDED_GRACE_MS: u64 = 60 * 60 * 1000;
+
+/// The signed string of a node request (§8.2):
+/// `"UmbraNodeRequest\n" ‖ METHOD ‖ "\n" ‖ PATH ‖ "\n" ‖ epoch ‖ "\n" ‖
+/// timestamp ‖ "\n" ‖ BLAKE2b-256(body)`.
+pub fn node_request_string(
+    method: &str,
+    path: &str,
+    epoch: u64,
+    timestamp: u64,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out =
+        format!("UmbraNodeRequest\n{method}\n{path}\n{epoch}\n{timestamp}\n").into_bytes();
+    out.extend_from_slice(&blake2b_fixed::<32>(&[body]));
+    out
+}
+
+fn parse_decimal(what: &str, s: &str) -> Result<u64, RpcError> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    if !canonical {
+        return Err(RpcError::unauthorized(format!(
+            "{what} is not a decimal integer"
+        )));
+    }
+    s.parse()
+        .map_err(|_| RpcError::unauthorized(format!("{what} is out of range")))
+}
+
+/// The four authentication headers of a node request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRequestAuth {
+    /// The sender's Ed25519 key.
+    pub node: Ed25519Public,
+    /// The sender's epoch.
+    pub epoch: u64,
+    /// The request time (unix ms).
+    pub timestamp: u64,
+    /// The signature.
+    pub signature: Signature,
+}
+
+impl NodeRequestAuth {
+    /// Signs a request (sender side).
+    pub fn sign(
+        node: &Ed25519Keypair,
+        method: &str,
+        path: &str,
+        epoch: u64,
+        timestamp: u64,
+        body: &[u8],
+    ) -> Self {
+        let signature =
+            Signature(node.sign(&node_request_string(method, path, epoch, timestamp, body)));
+        NodeRequestAuth {
+            node: node.public(),
+            epoch,
+            timestamp,
+            signature,
+        }
+    }
+
+    /// The header name/value pairs to send.
+    pub fn headers(&self) -> [(&'static str, String); 4] {
+        [
+            (HEADER_NODE, Ed25519Hex(self.node).to_string()),
+            (HEADER_EPOCH, self.epoch.to_string()),
+            (HEADER_TIMESTAMP, self.timestamp.to_string()),
+            (HEADER_SIGNATURE, self.signature.to_base64()),
+        ]
+    }
+
+    /// Parses the header values (any missing or malformed header → `401`).
+    pub fn from_headers(
+        node: Option<&str>,
+        epoch: Option<&str>,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<Self, RpcError> {
+        let missing = |h: &str| RpcError::unauthorized(format!("{h} header is missing"));
+        let node: Ed25519Hex = node
+            .ok_or_else(|| missing(HEADER_NODE))?
+            .parse()
+            .map_err(|_| RpcError::unauthorized(format!("{HEADER_NODE} is not a 64-hex key")))?;
+        let epoch = parse_decimal(HEADER_EPOCH, epoch.ok_or_else(|| missing(HEADER_EPOCH))?)?;
+        let timestamp = parse_decimal(
+            HEADER_TIMESTAMP,
+            timestamp.ok_or_else(|| missing(HEADER_TIMESTAMP))?,
+        )?;
+        let signature = Signature::parse(signature.ok_or_else(|| missing(HEADER_SIGNATURE))?)
+            .map_err(|e| RpcError::unauthorized(format!("{HEADER_SIGNATURE}: {e}")))?;
+        Ok(NodeRequestAuth {
+            node: node.0,
+            epoch,
+            timestamp,
+            signature,
+        })
+    }
+
+    /// The timestamp and signature checks of §8.3 (`401`). Whether the
+    /// sender is listed (current epoch, or superseded < 60 min ago) and the
+    /// epoch catch-up (`503`) are the caller's registry checks.
+    pub fn verify(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<(), RpcError> {
+        if self.timestamp.abs_diff(now_ms) > SIGNATURE_TOLERANCE_MS {
+            return Err(RpcError::unauthorized(
+                "node request timestamp is more than 60 s from now",
+            ));
+        }
+        let signed = node_request_string(method, path, self.epoch, self.timestamp, body);
+        self.node
+            .verify(&signed, &self.signature.0)
+            .map_err(|_| RpcError::unauthorized("node request signature does not verify"))
+    }
+}
+
+/// One message of a hand-over push (§7.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushItem {
+    /// The account.
+    pub account: AccountId,
+    /// The message hash.
+    pub hash: MessageHash,
+    /// Message timestamp (ms).
+    pub timestamp: u64,
+    /// Expiry (ms).
+    pub expiry: u64,
+    /// Message bytes.
+    pub data: Vec<u8>,
+    /// Namespace (always carried in Umbra).
+    pub namespace: Namespace,
+}
+
+/// Why a push body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// The body does not start with the version byte 0x01.
+    #[error("push body must start with version byte 0x01")]
+    BadVersion,
+    /// The bencode is not canonical or malformed.
+    #[error("push body: {0}")]
+    Bencode(#[from] bencode::BencodeError),
+    /// The value is not a list of 6-element items of the right types.
+    #[error("push item {0} is malformed: {1}")]
+    BadItem(usize, &'static str),
+    /// A timestamp or expiry does not fit the bencode integer range.
+    #[error("push item value out of range")]
+    OutOfRange,
+}
+
+impl PushItem {
+    /// Receiver rule (§7.3): the hash matches the one recomputed from
+    /// (account, namespace, data).
+    pub fn hash_matches(&self) -> bool {
+        message_hash(&self.account, self.namespace, &self.data) == self.hash
+    }
+
+    /// Receiver rule (§7.3): the hash matches and the item has not expired.
+    /// (Ownership under the receiver's epoch is the caller's check.)
+    pub fn acceptable(&self, now_ms: u64) -> bool {
+        self.expiry > now_ms && self.hash_matches()
+    }
+
+    fn to_value(&self) -> Result<Value, PushError> {
+        let int = |v: u64| {
+            i64::try_from(v)
+                .map(Value::Int)
+                .map_err(|_| PushError::OutOfRange)
+        };
+        Ok(Value::List(vec![
+            Value::bytes(self.account.to_bytes().to_vec()),
+            Value::bytes(self.hash.as_str().as_bytes().to_vec()),
+            int(self.timestamp)?,
+            int(self.expiry)?,
+            Value::bytes(self.data.clone()),
+            Value::Int(i64::from(self.namespace.0)),
+        ]))
+    }
+
+    fn from_value(i: usize, v: &Value) -> Result<Self, PushError> {
+        let bad = |why| PushError::BadItem(i, why);
+        let l = v.as_list().ok_or(bad("not a list"))?;
+        let [acc, hash, ts, exp, data, ns] = l else {
+            return Err(bad("an item has 6 elements"));
+        };
+        let account = AccountId::from_bytes(acc.as_bytes().ok_or(bad("account is not a string"))?)
+            .map_err(|_| bad("bad account ID"))?;
+        let hash_text = std::str::from_utf8(hash.as_bytes().ok_or(bad("hash is not a string"))?)
+            .map_err(|_| bad("hash is not text"))?;
+        let hash = MessageHash::parse(hash_text).map_err(|_| bad("bad hash"))?;
+        let u = |v: &Value, why| {
+            v.as_int()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or(bad(why))
+        };
+        let timestamp = u(ts, "bad timestamp")?;
+        let expiry = u(exp, "bad expiry")?;
+        let data = data.as_bytes().ok_or(bad("data is not a string"))?.to_vec();
+        let namespace = ns
+            .as_int()
+            .and_then(|n| i16::try_from(n).ok())
+            .map(Namespace)
+            .ok_or(bad("bad namespace"))?;
+        Ok(PushItem {
+            account,
+            hash,
+            timestamp,
+            expiry,
+            data,
+            namespace,
+        })
+    }
+}
+
+/// Encodes a push body: `0x01 ‖ bencode([item, …])`.
+pub fn encode_push(items: &[PushItem]) -> Result<Vec<u8>, PushError> {
+    let list = items
+        .iter()
+        .map(PushItem::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = vec![PUSH_VERSION];
+    bencode::encode_into(&Value::List(list), &mut out);
+    Ok(out)
+}
+
+/// Encodes items into as many push bodies as needed so that each is at
+/// most `max_body` bytes (use [`MAX_PUSH_BODY`]). An item too large for
+/// any body on its own gets a body of its own.
+pub fn encode_push_split(items: &[PushItem], max_body: usize) -> Result<Vec<Vec<u8>>, PushError> {
+    let mut bodies = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    for item in items {
+        let enc = bencode::encode(&item.to_value()?);
+        // 1 version byte + 'l' + items + 'e'.
+        if !current.is_empty() && 3 + current.len() + enc.len() > max_body {
+            bodies.push(wrap(&current));
+            current.clear();
+        }
+        current.extend_from_slice(&enc);
+    }
+    if !current.is_empty() {
+        bodies.push(wrap(&current));
+    }
+    Ok(bodies)
+}
+
+fn wrap(items: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.len() + 3);
+    out.push(PUSH_VERSION);
+    out.push(b'l');
+    out.extend_from_slice(items);
+    out.push(b'e');
+    out
+}
+
+/// Decodes a push body (canonical bencode only).
+pub fn decode_push(body: &[u8]) -> Result<Vec<PushItem>, PushError> {
+    let (&v, rest) = body.split_first().ok_or(PushError::BadVersion)?;
+    if v != PUSH_VERSION {
+        return Err(PushError::BadVersion);
+    }
+    let value = bencode::decode(rest)?;
+    let list = value
+        .as_list()
+        .ok_or(PushError::BadItem(0, "the body is not a list"))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| PushItem::from_value(i, v))
+        .collect()
+}
+
+/// The push reply `{"stored": <number inserted>}` (§7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushReply {
+    /// Items inserted.
+    pub stored: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::IdPrefix;
+    use proptest::prelude::*;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn request_auth_round_trip_and_tamper() {
+        let kp = Ed25519Keypair::from_seed(&[8; 32]);
+        let body = br#"{"method":"store"}"#;
+        let auth = NodeRequestAuth::sign(&kp, "POST", PATH_SWARM, 7, NOW, body);
+        let h = auth.headers();
+        let get = |n: &str| h.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+        let parsed = NodeRequestAuth::from_headers(
+            get(HEADER_NODE),
+            get(HEADER_EPOCH),
+            get(HEADER_TIMESTAMP),
+            get(HEADER_SIGNATURE),
+        )
+        .unwrap();
+        assert_eq!(parsed, auth);
+        assert!(
+            parsed
+                .verify("POST", PATH_SWARM, body, NOW + 60_000)
+                .is_ok()
+        );
+        assert_eq!(
+            parsed
+                .verify("POST", PATH_SWARM, body, NOW + 60_001)
+                .unwrap_err()
+                .code(),
+            401
+        );
+        assert_eq!(
+            parsed
+                .verify("POST", PATH_PUSH, body, NOW)
+                .unwrap_err()
+                .code(),
+            401
+        );
+        assert_eq!(
+            parsed
+                .verify("POST", PATH_SWARM, b"{}", NOW)
+                .unwrap_err()
+                .code(),
+            401
+        );
+        let mut other = parsed.clone();
+        other.epoch = 8;
+        assert!(other.verify("POST", PATH_SWARM, body, NOW).is_err());
+        assert!(
+            NodeRequestAuth::from_headers(
+                get(HEADER_NODE),
+                Some("07"),
+                get(HEADER_TIMESTAMP),
+                get(HEADER_SIGNATURE)
+            )
+            .is_err()
+        );
+        assert!(
+            NodeRequestAuth::from_headers(
+                None,
+                get(HEADER_EPOCH),
+                get(HEADER_TIMESTAMP),
+                get(HEADER_SIGNATURE)
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn signed_string_layout() {
+        let s = node_request_string("POST", "/node/v1/push", 3, 12, b"");
+        let mut want = b"UmbraNodeRequest\nPOST\n/node/v1/push\n3\n12\n".to_vec();
+        want.extend_from_slice(&blake2b_fixed::<32>(&[b""]));
+        assert_eq!(s, want);
+    }
+
+    fn item(data: Vec<u8>, ns: i16, ts: u64) -> PushItem {
+        let account = AccountId::new(IdPrefix::Standard, [3; 32]);
+        let namespace = Namespace(ns);
+        PushItem {
+            hash: message_hash(&account, namespace, &data),
+            account,
+            timestamp: ts,
+            expiry: ts + 1000,
+            data,
+            namespace,
+        }
+    }
+
+    #[test]
+    fn push_checks() {
+        let it = item(b"x".to_vec(), -11, NOW);
+        assert!(it.acceptable(NOW));
+        assert!(!it.acceptable(NOW + 1000), "expired at expiry ≤ now");
+        let mut wrong_ns = it.clone();
+        wrong_ns.namespace = Namespace(0);
+        assert!(!wrong_ns.hash_matches());
+        assert_eq!(decode_push(b""), Err(PushError::BadVersion));
+        assert_eq!(decode_push(b"\x02le"), Err(PushError::BadVersion));
+        assert!(matches!(
+            decode_push(b"\x01li1ee"),
+            Err(PushError::BadItem(0, _))
+        ));
+        assert!(matches!(decode_push(b"\x01l"), Err(PushError::Bencode(_))));
+        assert_eq!(decode_push(b"\x01le"), Ok(vec![]));
+    }
+
+    #[test]
+    fn push_split_respects_the_limit() {
+        let items: Vec<PushItem> = (0..10).map(|i| item(vec![i; 100], 0, NOW)).collect();
+        let one = encode_push(&items).unwrap();
+        let bodies = encode_push_split(&items, 600).unwrap();
+        assert!(bodies.len() > 1);
+        let mut back = Vec::new();
+        for b in &bodies {
+            assert!(b.len() <= 600);
+            back.extend(decode_push(b).unwrap());
+        }
+        assert_eq!(back, items);
+        assert_eq!(encode_push_split(&items, usize::MAX).unwrap(), vec![one]);
+    }
+
+    proptest! {
+        #[test]
+        fn push_round_trips(data in proptest::collection::vec(any::<u8>(), 0..200), ns in any::<i16>(), ts in 0u64..(i64::MAX as u64 - 2000)) {
+            let items = vec![item(data, ns, ts), item(vec![], 0, 1_000_000_000_000)];
+            let body = encode_push(&items).unwrap();
+            prop_assert_eq!(decode_push(&body).unwrap(), items);
+        }
+
+        #[test]
+        fn push_decode_never_panics(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_push(&b);
+        }
+    }
+}
