@@ -1,0 +1,685 @@
+//! HTTPS requests to Umbra nodes, pinned to each node's Ed25519 key
+//! (`shared/spec/storage-rpc.md` §1.2–1.3, `shared/spec/swarms.md` §8,
+//! `shared/spec/onion.md` §3 and §6).
+//!
+//! A node is addressed by a [`NodeAddr`]: its socket address and the Ed25519
+//! key the registry gives for it. [`NodeClient`] connects over TCP, runs a
+//! TLS 1.3 handshake that only the holder of that key can complete
+//! ([`crate::tls::PinnedNodeVerifier`]), and speaks HTTP/1.1.
+//!
+//! Connections are kept alive and reused: the pool is keyed by address *and*
+//! key, so a connection opened for one key never serves a request pinned to
+//! another. A request first takes an idle connection of its node (most
+//! recently used first); if that connection turns out to be closed before the
+//! request was written, the request moves on to the next one, and a new
+//! connection is opened when none is left. After the response body has been
+//! read, the connection goes back to the pool. Idle connections are dropped
+//! after [`ClientConfig::idle_timeout`], which should stay below the server's
+//! keep-alive timeout (30 s for Umbra nodes).
+//!
+//! Every request has one overall timeout covering connect, handshake,
+//! request and the whole response body. A connection whose request failed or
+//! timed out is closed, never reused.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_rustls::TlsConnector;
+use tracing::debug;
+use umbra_crypto::Ed25519Public;
+
+use crate::tls::{self, TlsError};
+
+/// Shared boxed error used as the source of transport errors.
+type BoxError = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Where a node is reached: its socket address and the Ed25519 identity key
+/// its TLS certificate must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeAddr {
+    /// The node's HTTPS address.
+    pub addr: SocketAddr,
+    /// The node's Ed25519 identity key, pinned during the TLS handshake.
+    pub key: Ed25519Public,
+}
+
+impl NodeAddr {
+    /// A node at `addr` whose identity key is `key`.
+    pub fn new(addr: SocketAddr, key: Ed25519Public) -> Self {
+        Self { addr, key }
+    }
+}
+
+/// A failed request to a node.
+///
+/// Errors are `Clone` so one failure can be reported to several waiters.
+/// [`TransportError::is_retryable`] tells whether sending the same request
+/// again (to this node or another) may succeed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The request was malformed before anything was sent (a local bug).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// The TCP connection could not be established.
+    #[error("connecting to {addr} failed")]
+    Connect {
+        /// The node's address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: BoxError,
+    },
+    /// The node's certificate does not carry the pinned Ed25519 key: the peer
+    /// is not the node we meant to reach (or the registry is out of date).
+    #[error("{addr} presented a certificate for another key than the pinned one")]
+    PinMismatch {
+        /// The node's address.
+        addr: SocketAddr,
+    },
+    /// The TLS handshake failed for another reason (bad handshake signature,
+    /// protocol error, connection reset during the handshake, …).
+    #[error("TLS handshake with {addr} failed")]
+    Tls {
+        /// The node's address.
+        addr: SocketAddr,
+        /// The TLS or socket error.
+        #[source]
+        source: BoxError,
+    },
+    /// The request did not complete within its timeout.
+    #[error("request to {addr} timed out after {after:?}")]
+    Timeout {
+        /// The node's address.
+        addr: SocketAddr,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The HTTP exchange failed after the connection was set up (connection
+    /// closed mid-response, malformed response, …).
+    #[error("HTTP exchange with {addr} failed")]
+    Http {
+        /// The node's address.
+        addr: SocketAddr,
+        /// The HTTP error.
+        #[source]
+        source: BoxError,
+    },
+    /// The response body exceeded [`ClientConfig::max_response_bytes`].
+    #[error("response from {addr} exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The node's address.
+        addr: SocketAddr,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The local TLS configuration could not be built (a local bug).
+    #[error("building the TLS client configuration failed")]
+    Config(#[source] Arc<TlsError>),
+}
+
+impl TransportError {
+    /// Whether the same request may succeed if sent again: true for
+    /// connection, handshake, timeout and HTTP failures (the network or the
+    /// node may recover, or another node may answer); false for a pin
+    /// mismatch, an oversized response and local errors.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Tls { .. } | Self::Timeout { .. } | Self::Http { .. } => {
+                true
+            }
+            Self::PinMismatch { .. }
+            | Self::BodyTooLarge { .. }
+            | Self::InvalidRequest(_)
+            | Self::Config(_) => false,
+        }
+    }
+
+    /// The address of the node involved, if the failure concerns one.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Connect { addr, .. }
+            | Self::PinMismatch { addr }
+            | Self::Tls { addr, .. }
+            | Self::Timeout { addr, .. }
+            | Self::Http { addr, .. }
+            | Self::BodyTooLarge { addr, .. } => Some(*addr),
+            Self::InvalidRequest(_) | Self::Config(_) => None,
+        }
+    }
+}
+
+/// An HTTP request to a node: method, path, headers, body and an optional
+/// timeout overriding [`ClientConfig::request_timeout`].
+#[derive(Clone, Debug)]
+pub struct Request {
+    method: Method,
+    path: PathAndQuery,
+    headers: HeaderMap,
+    body: Bytes,
+    timeout: Option<Duration>,
+}
+
+impl Request {
+    /// A request with an empty body. `path` must start with `/` and may
+    /// carry a query string.
+    pub fn new(method: Method, path: &str) -> Result<Self, TransportError> {
+        if !path.starts_with('/') {
+            return Err(TransportError::InvalidRequest(
+                "the path must start with '/'",
+            ));
+        }
+        let path = PathAndQuery::try_from(path)
+            .map_err(|_| TransportError::InvalidRequest("the path is not a valid URI path"))?;
+        Ok(Self {
+            method,
+            path,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            timeout: None,
+        })
+    }
+
+    /// A `POST` of `body` to `path`.
+    pub fn post(path: &str, body: impl Into<Bytes>) -> Result<Self, TransportError> {
+        Ok(Self::new(Method::POST, path)?.body(body))
+    }
+
+    /// A `GET` of `path`.
+    pub fn get(path: &str) -> Result<Self, TransportError> {
+        Self::new(Method::GET, path)
+    }
+
+    /// Adds a header (appending if the name is already present).
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Replaces the body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets this request's overall timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The headers, for in-place changes.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path and query.
+    pub fn path(&self) -> &str {
+        self.path.as_str()
+    }
+}
+
+/// A node's complete response.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The whole response body.
+    pub body: Bytes,
+}
+
+/// Sends requests to nodes. Implemented by [`NodeClient`]; node and client
+/// logic take `impl Transport` so tests can substitute an in-memory network.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `request` to `node` and returns its complete response.
+    fn send(
+        &self,
+        node: &NodeAddr,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, TransportError>> + Send;
+}
+
+/// Settings of a [`NodeClient`].
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Default overall timeout of a request (connect, handshake, request and
+    /// response body). Default: 10 s.
+    pub request_timeout: Duration,
+    /// Largest accepted response body. Default: 16 MiB.
+    pub max_response_bytes: usize,
+    /// Idle connections kept per node. Default: 4.
+    pub max_idle_per_node: usize,
+    /// How long an idle connection is kept. Default: 20 s.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            max_response_bytes: 16 * 1024 * 1024,
+            max_idle_per_node: 4,
+            idle_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// An HTTPS client for Umbra nodes with a pinned-key connection pool.
+///
+/// Cheap to clone: clones share the pool. Requests need a Tokio runtime
+/// (connections are driven by spawned tasks).
+#[derive(Clone, Debug)]
+pub struct NodeClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ClientConfig,
+    pool: Mutex<Pool>,
+}
+
+impl Default for NodeClient {
+    fn default() -> Self {
+        Self::new(ClientConfig::default())
+    }
+}
+
+impl NodeClient {
+    /// A client with `config`.
+    pub fn new(config: ClientConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                pool: Mutex::new(Pool::default()),
+            }),
+        }
+    }
+
+    /// The client's settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// `POST`s `body` to `path` on `node`.
+    pub async fn post(
+        &self,
+        node: &NodeAddr,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<Response, TransportError> {
+        self.send(node, Request::post(path, body)?).await
+    }
+
+    /// `GET`s `path` from `node`.
+    pub async fn get(&self, node: &NodeAddr, path: &str) -> Result<Response, TransportError> {
+        self.send(node, Request::get(path)?).await
+    }
+
+    /// Sends `request` to `node` and reads the whole response.
+    pub async fn send(
+        &self,
+        node: &NodeAddr,
+        request: Request,
+    ) -> Result<Response, TransportError> {
+        let after = request.timeout.unwrap_or(self.inner.config.request_timeout);
+        match tokio::time::timeout(after, self.exchange(node, request)).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout {
+                addr: node.addr,
+                after,
+            }),
+        }
+    }
+
+    /// Number of idle pooled connections to `node` (for tests and metrics).
+    pub fn idle_connections(&self, node: &NodeAddr) -> usize {
+        self.inner
+            .lock_pool()
+            .idle
+            .get(&PoolKey::from(node))
+            .map_or(0, Vec::len)
+    }
+
+    async fn exchange(
+        &self,
+        node: &NodeAddr,
+        request: Request,
+    ) -> Result<Response, TransportError> {
+        let addr = node.addr;
+        let key = PoolKey::from(node);
+        let mut http_request = build_request(node, request)?;
+
+        // Reuse an idle connection when one still works.
+        while let Some(mut conn) = self.inner.take_idle(&key) {
+            match conn.sender.try_send_request(http_request).await {
+                Ok(response) => return self.finish(key, conn, response).await,
+                Err(mut error) => match error.take_message() {
+                    // Not written: the connection had closed; try the next.
+                    Some(unsent) => http_request = unsent,
+                    None => {
+                        return Err(TransportError::Http {
+                            addr,
+                            source: Arc::new(error.into_error()),
+                        });
+                    }
+                },
+            }
+        }
+
+        let mut conn = connect(node).await?;
+        let response =
+            conn.sender
+                .send_request(http_request)
+                .await
+                .map_err(|e| TransportError::Http {
+                    addr,
+                    source: Arc::new(e),
+                })?;
+        self.finish(key, conn, response).await
+    }
+
+    async fn finish(
+        &self,
+        key: PoolKey,
+        conn: Conn,
+        response: http::Response<hyper::body::Incoming>,
+    ) -> Result<Response, TransportError> {
+        let (parts, body) = response.into_parts();
+        let body = read_body(key.addr, body, self.inner.config.max_response_bytes).await?;
+        self.inner.put_idle(key, conn);
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+impl Transport for NodeClient {
+    fn send(
+        &self,
+        node: &NodeAddr,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, TransportError>> + Send {
+        NodeClient::send(self, node, request)
+    }
+}
+
+fn build_request(
+    node: &NodeAddr,
+    request: Request,
+) -> Result<http::Request<Full<Bytes>>, TransportError> {
+    let Request {
+        method,
+        path,
+        headers,
+        body,
+        timeout: _,
+    } = request;
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, node.addr.to_string());
+    if let Some(map) = builder.headers_mut() {
+        map.extend(headers);
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|_| TransportError::InvalidRequest("the request could not be assembled"))
+}
+
+async fn read_body(
+    addr: SocketAddr,
+    mut body: hyper::body::Incoming,
+    limit: usize,
+) -> Result<Bytes, TransportError> {
+    use hyper::body::Body as _;
+    let too_large = || TransportError::BodyTooLarge { addr, limit };
+    if usize::try_from(body.size_hint().lower()).map_or(true, |n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| TransportError::Http {
+            addr,
+            source: Arc::new(e),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > limit - buf.len() {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Opens a TCP connection, runs the pinned TLS handshake and the HTTP/1.1
+/// handshake, and spawns the task that drives the connection.
+async fn connect(node: &NodeAddr) -> Result<Conn, TransportError> {
+    let addr = node.addr;
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| TransportError::Connect {
+            addr,
+            source: Arc::new(e),
+        })?;
+    let _ = tcp.set_nodelay(true);
+
+    let config = tls::client_config(node.key).map_err(|e| TransportError::Config(Arc::new(e)))?;
+    let stream = TlsConnector::from(config)
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+        .map_err(|e| {
+            if tls::is_pin_mismatch(&e) {
+                TransportError::PinMismatch { addr }
+            } else {
+                TransportError::Tls {
+                    addr,
+                    source: Arc::new(e),
+                }
+            }
+        })?;
+
+    let (sender, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| TransportError::Http {
+            addr,
+            source: Arc::new(e),
+        })?;
+    let (close, closed) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        tokio::select! {
+            result = connection => {
+                if let Err(error) = result {
+                    debug!(%addr, %error, "node connection ended with an error");
+                }
+            }
+            // The `Conn` holding the sender was dropped: close the socket.
+            _ = closed => {}
+        }
+    });
+    debug!(%addr, "connected to node");
+    Ok(Conn {
+        sender,
+        _close: close,
+        idle_since: Instant::now(),
+    })
+}
+
+/// Pool key: a connection serves only the address *and* key it was opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PoolKey {
+    addr: SocketAddr,
+    key: [u8; 32],
+}
+
+impl From<&NodeAddr> for PoolKey {
+    fn from(node: &NodeAddr) -> Self {
+        Self {
+            addr: node.addr,
+            key: node.key.to_bytes(),
+        }
+    }
+}
+
+/// An open connection. Dropping it closes the socket.
+#[derive(Debug)]
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    /// Dropped with the `Conn`; the connection task then ends.
+    _close: oneshot::Sender<()>,
+    idle_since: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    idle: HashMap<PoolKey, Vec<Conn>>,
+    last_sweep: Option<Instant>,
+}
+
+impl Inner {
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        // The pool holds no invariant a panic could break half-way.
+        self.pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn take_idle(&self, key: &PoolKey) -> Option<Conn> {
+        let idle_timeout = self.config.idle_timeout;
+        let mut pool = self.lock_pool();
+        let now = Instant::now();
+        let conns = pool.idle.get_mut(key)?;
+        let mut found = None;
+        while let Some(conn) = conns.pop() {
+            if conn.sender.is_ready() && now.duration_since(conn.idle_since) < idle_timeout {
+                found = Some(conn);
+                break;
+            }
+        }
+        if conns.is_empty() {
+            pool.idle.remove(key);
+        }
+        found
+    }
+
+    fn put_idle(&self, key: PoolKey, mut conn: Conn) {
+        if conn.sender.is_closed() || self.config.max_idle_per_node == 0 {
+            return;
+        }
+        let now = Instant::now();
+        conn.idle_since = now;
+        let mut pool = self.lock_pool();
+        pool.sweep(now, self.config.idle_timeout);
+        let conns = pool.idle.entry(key).or_default();
+        if conns.len() >= self.config.max_idle_per_node {
+            // Drop the least recently used.
+            conns.remove(0);
+        }
+        conns.push(conn);
+    }
+}
+
+impl Pool {
+    /// Drops expired and closed connections of every node, at most once per
+    /// `idle_timeout`, so nodes that are no longer called do not keep sockets.
+    fn sweep(&mut self, now: Instant, idle_timeout: Duration) {
+        if self
+            .last_sweep
+            .is_some_and(|last| now.duration_since(last) < idle_timeout)
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        self.idle.retain(|_, conns| {
+            conns.retain(|c| {
+                !c.sender.is_closed() && now.duration_since(c.idle_since) < idle_timeout
+            });
+            !conns.is_empty()
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_paths_are_checked() {
+        assert!(Request::get("/storage_rpc/v1").is_ok());
+        assert!(Request::get("/x?y=1").is_ok());
+        assert!(matches!(
+            Request::get("storage_rpc/v1"),
+            Err(TransportError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            Request::get("/a b"),
+            Err(TransportError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn request_builder_keeps_headers_and_body() {
+        let req = Request::post("/p", &b"abc"[..])
+            .unwrap()
+            .header(
+                HeaderName::from_static("x-a"),
+                HeaderValue::from_static("1"),
+            )
+            .header(
+                HeaderName::from_static("x-a"),
+                HeaderValue::from_static("2"),
+            );
+        let node = NodeAddr::new(
+            SocketAddr::from(([127, 0, 0, 1], 22021)),
+            Ed25519Public::from_bytes([1; 32]),
+        );
+        let built = build_request(&node, req).unwrap();
+        assert_eq!(built.method(), Method::POST);
+        assert_eq!(built.uri(), "/p");
+        assert_eq!(built.headers()[http::header::HOST], "127.0.0.1:22021");
+        let values: Vec<_> = built.headers().get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+    }
+
+    #[test]
+    fn retry_classification() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let io = || Arc::new(std::io::Error::other("x")) as BoxError;
+        assert!(TransportError::Connect { addr, source: io() }.is_retryable());
+        assert!(TransportError::Tls { addr, source: io() }.is_retryable());
+        assert!(
+            TransportError::Timeout {
+                addr,
+                after: Duration::from_secs(1)
+            }
+            .is_retryable()
+        );
+        assert!(!TransportError::PinMismatch { addr }.is_retryable());
+        assert!(!TransportError::BodyTooLarge { addr, limit: 1 }.is_retryable());
+        assert!(!TransportError::InvalidRequest("x").is_retryable());
+        assert_eq!(TransportError::PinMismatch { addr }.addr(), Some(addr));
+    }
+}
