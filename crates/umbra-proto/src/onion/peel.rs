@@ -84,7 +84,6 @@ impl IncomingLayer {
 
 /// What a node must do with a layer it has decrypted (§4).
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum Peeled {
     /// Relay to the next node (§4.3, §6). The node looks the key up in its
     /// registry (`502 Next node not found: <hex>` if absent) and POSTs
