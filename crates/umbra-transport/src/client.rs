@@ -351,13 +351,21 @@ impl NodeClient {
         }
     }
 
-    /// Number of idle pooled connections to `node` (for tests and metrics).
+    /// Number of idle pooled connections to `node` that a request could
+    /// still use (open and not expired); for tests and metrics.
     pub fn idle_connections(&self, node: &NodeAddr) -> usize {
+        let now = Instant::now();
+        let idle_timeout = self.inner.config.idle_timeout;
         self.inner
             .lock_pool()
             .idle
             .get(&PoolKey::from(node))
-            .map_or(0, Vec::len)
+            .map_or(0, |conns| {
+                conns
+                    .iter()
+                    .filter(|c| c.is_usable(now, idle_timeout))
+                    .count()
+            })
     }
 
     async fn exchange(
@@ -553,6 +561,14 @@ struct Conn {
     idle_since: Instant,
 }
 
+impl Conn {
+    /// Whether the connection can take a request now: open, idle and not
+    /// expired.
+    fn is_usable(&self, now: Instant, idle_timeout: Duration) -> bool {
+        self.sender.is_ready() && now.duration_since(self.idle_since) < idle_timeout
+    }
+}
+
 #[derive(Debug, Default)]
 struct Pool {
     idle: HashMap<PoolKey, Vec<Conn>>,
@@ -574,7 +590,7 @@ impl Inner {
         let conns = pool.idle.get_mut(key)?;
         let mut found = None;
         while let Some(conn) = conns.pop() {
-            if conn.sender.is_ready() && now.duration_since(conn.idle_since) < idle_timeout {
+            if conn.is_usable(now, idle_timeout) {
                 found = Some(conn);
                 break;
             }
@@ -586,7 +602,10 @@ impl Inner {
     }
 
     fn put_idle(&self, key: PoolKey, mut conn: Conn) {
-        if conn.sender.is_closed() || self.config.max_idle_per_node == 0 {
+        if conn.sender.is_closed()
+            || self.config.max_idle_per_node == 0
+            || self.config.idle_timeout.is_zero()
+        {
             return;
         }
         let now = Instant::now();
@@ -614,9 +633,7 @@ impl Pool {
         }
         self.last_sweep = Some(now);
         self.idle.retain(|_, conns| {
-            conns.retain(|c| {
-                !c.sender.is_closed() && now.duration_since(c.idle_since) < idle_timeout
-            });
+            conns.retain(|c| c.is_usable(now, idle_timeout));
             !conns.is_empty()
         });
     }

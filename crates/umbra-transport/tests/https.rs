@@ -440,3 +440,52 @@ async fn plain_http_serves_on_loopback_only() {
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn expired_idle_connections_are_not_reused() {
+    let server = TestServer::start(18, |s| s).await;
+    let client = NodeClient::new(ClientConfig {
+        idle_timeout: Duration::ZERO,
+        ..ClientConfig::default()
+    });
+    let mut peers = HashSet::new();
+    for _ in 0..3 {
+        peers.insert(client.get(&server.node, "/peer").await.unwrap().body);
+    }
+    assert_eq!(peers.len(), 3);
+    assert_eq!(client.idle_connections(&server.node), 0);
+}
+
+#[tokio::test]
+async fn http2_clients_are_served() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let server = TestServer::start(19, |s| s).await;
+    let mut config = (*tls::client_config(server.node.key).unwrap()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(server.node.addr).await.unwrap();
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::IpAddress(server.node.addr.ip().into()),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut peers = HashSet::new();
+    for _ in 0..3 {
+        let request = http::Request::get(format!("https://{}/peer", server.node.addr))
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        peers.insert(response.into_body().collect().await.unwrap().to_bytes());
+    }
+    assert_eq!(peers.len(), 1, "all streams share one connection");
+}
