@@ -13,7 +13,7 @@
 //!
 //! | module | owns | spec |
 //! | --- | --- | --- |
-//! | [`encrypt`] | `encrypt`, `encrypt_deterministic`, `decrypt` + sender recovery | §2–3 |
+//! | [`mod@encrypt`] | `encrypt`, `encrypt_deterministic`, `decrypt` + sender recovery | §2–3 |
 //! | [`padding`] | 160-byte padding, tolerant unpadding, the Content size limit | §4 |
 //! | [`wire`] | Content, Envelope and WebSocketMessage encoding; `sigTimestamp` binding | §5.1, §6, §7 |
 //! | [`protos`] | the generated protobuf types | §6 |

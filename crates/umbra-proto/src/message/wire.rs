@@ -61,7 +61,7 @@ pub fn envelope(ciphertext: &[u8], timestamp_ms: u64) -> Envelope {
     }
 }
 
-/// Serializes the Umbra sender's `Envelope` (see [`envelope`]).
+/// Serializes the Umbra sender's `Envelope` (see [`envelope()`]).
 pub fn encode_envelope(ciphertext: &[u8], timestamp_ms: u64) -> Vec<u8> {
     envelope(ciphertext, timestamp_ms).encode_to_vec()
 }
@@ -363,6 +363,19 @@ mod tests {
             hex::encode(&bytes),
             "2a06080110011002320408001000780 5".replace(' ', "")
         );
+        assert_eq!(decode_content(&bytes).unwrap(), c);
+    }
+
+    #[test]
+    fn ignored_and_unknown_content_fields_are_skipped() {
+        let c = Content {
+            sig_timestamp: Some(5),
+            ..Default::default()
+        };
+        let mut bytes = c.encode_to_vec();
+        bytes.extend_from_slice(&[0x1a, 0x02, 0x08, 0x01]); // callMessage (3) { type 1 }
+        bytes.extend_from_slice(&[0x82, 0x01, 0x00]); // proMessage (16), empty
+        bytes.extend_from_slice(&[0xd0, 0x41, 0x01]); // extension field 1050, varint 1
         assert_eq!(decode_content(&bytes).unwrap(), c);
     }
 
