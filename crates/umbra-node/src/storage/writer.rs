@@ -206,3 +206,72 @@ where
 {
     Box::new(FnJob { f, reply })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Synchronous, schema};
+
+    fn insert_row(id: i64) -> impl FnOnce(&Connection, &WriterCtx) -> Result<(), StoreError> {
+        move |conn, _| {
+            conn.execute(
+                "INSERT INTO catchup_marks (peer, seq) VALUES (zeroblob(32), ?1)",
+                [id],
+            )
+            .map(|_| ())
+            .map_err(|source| StoreError::Sqlite {
+                op: "test insert",
+                source,
+            })
+        }
+    }
+
+    #[test]
+    fn queued_jobs_share_one_transaction_and_failures_roll_back_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let conn = schema::open_writer(&path, Synchronous::Normal).expect("open");
+        let (tx, rx) = mpsc::channel::<Job>(16);
+        let mut replies = Vec::new();
+        // Queue three jobs before the writer starts: one batch. The second
+        // violates the primary key (same peer) and must be rolled back alone.
+        for id in [1, 2] {
+            let (reply, r) = oneshot::channel();
+            tx.try_send(job(insert_row(id), reply)).expect("queue");
+            replies.push(r);
+        }
+        let (reply, r) = oneshot::channel();
+        tx.try_send(job(
+            |conn: &Connection, _: &WriterCtx| {
+                conn.execute("INSERT INTO owners (account) VALUES (zeroblob(33))", [])
+                    .map(|_| ())
+                    .map_err(|source| StoreError::Sqlite {
+                        op: "test insert",
+                        source,
+                    })
+            },
+            reply,
+        ))
+        .expect("queue");
+        replies.push(r);
+        drop(tx);
+        let shared = Arc::new(Shared::default());
+        run(conn, rx, u64::MAX, 64, Arc::clone(&shared));
+        let results: Vec<_> = replies
+            .into_iter()
+            .map(|r| r.blocking_recv().expect("reply"))
+            .collect();
+        assert!(results[0].is_ok());
+        assert!(matches!(results[1], Err(StoreError::Sqlite { .. })));
+        assert!(results[2].is_ok());
+        assert_eq!(shared.commits.load(Ordering::Relaxed), 1);
+        let check = Connection::open(&path).expect("reopen");
+        let marks: i64 = check
+            .query_row("SELECT count(*) FROM catchup_marks", [], |r| r.get(0))
+            .expect("count");
+        let owners: i64 = check
+            .query_row("SELECT count(*) FROM owners", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!((marks, owners), (1, 1));
+    }
+}
