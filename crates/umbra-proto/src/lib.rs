@@ -14,6 +14,7 @@
 //! | [`rpc`] | storage RPC types, signed strings, message hashes | storage-rpc |
 //! | [`onion`] | onion layers: build, peel, replies, size buckets | onion |
 //! | [`bencode`] | canonical bencoding | README conventions |
+//! | [`path`] | client path management: node pool, guards, paths, failures, network time | onion §10 |
 #![warn(missing_docs)]
 
 pub mod bencode;
@@ -21,5 +22,6 @@ pub mod identity;
 pub mod message;
 pub mod mnemonic;
 pub mod onion;
+pub mod path;
 pub mod rpc;
 pub mod swarm;
