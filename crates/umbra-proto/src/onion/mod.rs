@@ -13,7 +13,7 @@
 //! | [`container`] | `u32_le(N) ‖ blob ‖ json` framing | §2 |
 //! | [`routing`] | what a decrypted layer asks a node to do | §4 |
 //! | [`target`] | proxy URL rules and the public-address policy | §4.2 |
-//! | [`peel`] | node side: entry request, decrypt, route | §3, §4, §6 |
+//! | [`peel`](mod@peel) | node side: entry request, decrypt, route | §3, §4, §6 |
 //! | [`relay`] | hop-to-hop bencoded relay message, hop counting | §6 |
 //! | [`build`] | client side: building (and padding) an onion | §5, §9.2 |
 //! | [`reply`] | destination replies and client-side opening | §7, §9.3–9.4 |
