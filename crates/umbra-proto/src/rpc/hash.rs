@@ -62,10 +62,10 @@ impl MessageHash {
     pub fn digest(&self) -> [u8; 32] {
         let mut out = [0u8; 32];
         // The invariant (checked on construction) makes this decode succeed.
-        if let Ok(b) = STANDARD_NO_PAD.decode(&self.0) {
-            if b.len() == 32 {
-                out.copy_from_slice(&b);
-            }
+        if let Ok(b) = STANDARD_NO_PAD.decode(&self.0)
+            && b.len() == 32
+        {
+            out.copy_from_slice(&b);
         }
         out
     }

@@ -759,10 +759,7 @@ mod tests {
             true,
             &[Namespace(0), Namespace(2), Namespace(3)],
         );
-        assert_eq!(
-            s,
-            b"MONITOR05558d6fa8ef7575344a73dc56ba0ece787ba6cc90032db762ddb44bd5d649166117000000001"
-                as &[u8]
-        );
+        let want = format!("MONITOR{id}{}{}{}", 1_700_000_000u64, "1", "0,2,3");
+        assert_eq!(s, want.into_bytes());
     }
 }

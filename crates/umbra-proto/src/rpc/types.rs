@@ -526,12 +526,12 @@ impl Params for ExpireParams {
                 "shorten and extend cannot both be given",
             ));
         }
-        if let Expiries::PerMessage(v) = &self.expiry {
-            if v.len() != self.messages.len() {
-                return Err(RpcError::bad_request(
-                    "expiry must hold exactly one entry per hash",
-                ));
-            }
+        if let Expiries::PerMessage(v) = &self.expiry
+            && v.len() != self.messages.len()
+        {
+            return Err(RpcError::bad_request(
+                "expiry must hold exactly one entry per hash",
+            ));
         }
         Ok(())
     }
@@ -782,10 +782,10 @@ impl Params for BatchParams {
     fn check(&self) -> Result<(), RpcError> {
         check_subrequest_count(self.requests.len())?;
         for r in &self.requests {
-            if let Some(m) = Method::from_name(&r.method) {
-                if !m.allowed_in_batch() {
-                    return Err(RpcError::bad_request(format!("{m} cannot be a subrequest")));
-                }
+            if let Some(m) = Method::from_name(&r.method)
+                && !m.allowed_in_batch()
+            {
+                return Err(RpcError::bad_request(format!("{m} cannot be a subrequest")));
             }
         }
         Ok(())
