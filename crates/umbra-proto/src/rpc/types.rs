@@ -915,6 +915,52 @@ pub fn check_proxy_url(url: &str) -> Result<ProxyTarget, RpcError> {
     Ok(ProxyTarget { host, port, path })
 }
 
+/// §9.14 rule 2: whether a resolved address must be refused (`400`):
+/// loopback, private (RFC 1918, fc00::/7), link-local, CGNAT
+/// (100.64.0.0/10), multicast, unspecified, or reserved/special-purpose.
+/// IPv4-mapped IPv6 addresses are judged as their IPv4 address.
+pub fn is_forbidden_proxy_address(addr: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_multicast()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 240
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return is_forbidden_proxy_address(IpAddr::V4(v4));
+            }
+            let seg = a.segments();
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xffc0) == 0xfec0
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8)
+                || (seg[0] == 0x0064 && seg[1] == 0xff9b)
+                || seg[0] == 0x0100
+                || (seg[0] == 0
+                    && seg[1] == 0
+                    && seg[2] == 0
+                    && seg[3] == 0
+                    && seg[4] == 0
+                    && seg[5] == 0)
+        }
+    }
+}
+
 impl Params for ProxyFetchParams {
     const METHOD: Method = Method::ProxyFetch;
     fn check(&self) -> Result<(), RpcError> {

@@ -819,3 +819,43 @@ fn method_table() {
     assert_eq!(Method::from_name("monitor"), None);
     let _ = message_hash(&acc(), Namespace(0), b"");
 }
+
+#[test]
+fn proxy_address_rules() {
+    use std::net::IpAddr;
+    let f = |s: &str| is_forbidden_proxy_address(s.parse::<IpAddr>().unwrap());
+    for bad in [
+        "127.0.0.1",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.1.1",
+        "100.64.0.1",
+        "100.127.255.255",
+        "224.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "240.0.0.1",
+        "::1",
+        "::",
+        "fc00::1",
+        "fd12::1",
+        "fe80::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.1.1.1",
+        "192.0.2.1",
+        "198.18.0.1",
+    ] {
+        assert!(f(bad), "{bad} must be refused");
+    }
+    for good in [
+        "93.184.216.34",
+        "1.1.1.1",
+        "100.128.0.1",
+        "2606:4700::1111",
+        "::ffff:8.8.8.8",
+    ] {
+        assert!(!f(good), "{good} must be allowed");
+    }
+}
