@@ -3,11 +3,11 @@
 //! the ciphertext, and NaCl's XSalsa20-Poly1305 secretbox (tag first).
 
 use aes_gcm::Aes256Gcm;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 
-use crate::error::to_array;
 use crate::CryptoError;
+use crate::error::to_array;
 
 /// Length of the authentication tag of every AEAD here.
 pub const TAG_LEN: usize = 16;
@@ -24,10 +24,18 @@ pub fn xchacha20_encrypt(key: &[u8; 32], nonce: &[u8; 24], msg: &[u8], aad: &[u8
 }
 
 /// XChaCha20-Poly1305 decryption of `ciphertext ‖ tag`.
-pub fn xchacha20_decrypt(key: &[u8; 32], nonce: &[u8], ct: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn xchacha20_decrypt(
+    key: &[u8; 32],
+    nonce: &[u8],
+    ct: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let nonce: [u8; 24] = to_array("XChaCha20 nonce", nonce)?;
     if ct.len() < TAG_LEN {
-        return Err(CryptoError::TooShort { min: TAG_LEN, got: ct.len() });
+        return Err(CryptoError::TooShort {
+            min: TAG_LEN,
+            got: ct.len(),
+        });
     }
     XChaCha20Poly1305::new(key.into())
         .decrypt((&nonce).into(), Payload { msg: ct, aad })
@@ -42,10 +50,18 @@ pub fn aes256gcm_encrypt(key: &[u8; 32], iv: &[u8; 12], msg: &[u8], aad: &[u8]) 
 }
 
 /// AES-256-GCM decryption of `ciphertext ‖ tag`.
-pub fn aes256gcm_decrypt(key: &[u8; 32], iv: &[u8], ct: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn aes256gcm_decrypt(
+    key: &[u8; 32],
+    iv: &[u8],
+    ct: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let iv: [u8; 12] = to_array("AES-GCM IV", iv)?;
     if ct.len() < TAG_LEN {
-        return Err(CryptoError::TooShort { min: TAG_LEN, got: ct.len() });
+        return Err(CryptoError::TooShort {
+            min: TAG_LEN,
+            got: ct.len(),
+        });
     }
     Aes256Gcm::new(key.into())
         .decrypt((&iv).into(), Payload { msg: ct, aad })
@@ -60,9 +76,16 @@ pub fn secretbox_encrypt(key: &[u8; 32], nonce: &[u8; 24], msg: &[u8]) -> Vec<u8
 }
 
 /// NaCl `crypto_secretbox_open_easy` of `tag ‖ ciphertext`.
-pub fn secretbox_decrypt(key: &[u8; 32], nonce: &[u8; 24], ct: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn secretbox_decrypt(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    ct: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     if ct.len() < TAG_LEN {
-        return Err(CryptoError::TooShort { min: TAG_LEN, got: ct.len() });
+        return Err(CryptoError::TooShort {
+            min: TAG_LEN,
+            got: ct.len(),
+        });
     }
     crypto_secretbox::XSalsa20Poly1305::new(key.into())
         .decrypt(nonce.into(), ct)
@@ -80,7 +103,10 @@ mod tests {
         assert_eq!(xchacha20_decrypt(&k, &[1; 24], &ct, b"").unwrap(), b"msg");
         let mut bad = ct.clone();
         bad[0] ^= 1;
-        assert_eq!(xchacha20_decrypt(&k, &[1; 24], &bad, b""), Err(CryptoError::DecryptFailed));
+        assert_eq!(
+            xchacha20_decrypt(&k, &[1; 24], &bad, b""),
+            Err(CryptoError::DecryptFailed)
+        );
         assert!(xchacha20_decrypt(&k, &[1; 24], &ct[..10], b"").is_err());
 
         let ct = aes256gcm_encrypt(&k, &[2; 12], b"msg", b"");

@@ -13,9 +13,9 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha512};
 use zeroize::Zeroizing;
 
+use crate::CryptoError;
 use crate::error::to_array;
 use crate::x25519::{X25519Public, X25519Secret};
-use crate::CryptoError;
 
 /// An Ed25519 signature (64 bytes).
 pub type Ed25519Signature = [u8; 64];
@@ -84,7 +84,11 @@ pub struct Ed25519Public([u8; 32]);
 
 impl std::fmt::Debug for Ed25519Public {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Ed25519Public({:02x}{:02x}{:02x}{:02x}…)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "Ed25519Public({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 
@@ -131,7 +135,9 @@ impl Ed25519Public {
             return Err(CryptoError::InvalidEd25519Key("small-order point"));
         }
         if !point.is_torsion_free() {
-            return Err(CryptoError::InvalidEd25519Key("not in the prime-order subgroup"));
+            return Err(CryptoError::InvalidEd25519Key(
+                "not in the prime-order subgroup",
+            ));
         }
         Ok(point)
     }
@@ -171,7 +177,10 @@ mod tests {
         let kp = Ed25519Keypair::from_seed(&[1u8; 32]);
         let sig = kp.sign(b"hello");
         kp.public().verify(b"hello", &sig).unwrap();
-        assert_eq!(kp.public().verify(b"hellp", &sig), Err(CryptoError::BadSignature));
+        assert_eq!(
+            kp.public().verify(b"hellp", &sig),
+            Err(CryptoError::BadSignature)
+        );
         assert!(kp.public().verify(b"hello", &sig[..63]).is_err());
     }
 
@@ -182,7 +191,10 @@ mod tests {
         let back = x25519_to_ed25519(&x).unwrap();
         // Equal up to the sign bit.
         assert_eq!(back.as_bytes()[..31], kp.public().as_bytes()[..31]);
-        assert_eq!(back.as_bytes()[31] & 0x7f, kp.public().as_bytes()[31] & 0x7f);
+        assert_eq!(
+            back.as_bytes()[31] & 0x7f,
+            kp.public().as_bytes()[31] & 0x7f
+        );
     }
 
     #[test]

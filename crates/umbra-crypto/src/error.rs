@@ -45,7 +45,10 @@ pub enum CryptoError {
 }
 
 /// Converts a slice into a fixed-size array, naming the field on error.
-pub(crate) fn to_array<const N: usize>(what: &'static str, b: &[u8]) -> Result<[u8; N], CryptoError> {
+pub(crate) fn to_array<const N: usize>(
+    what: &'static str,
+    b: &[u8],
+) -> Result<[u8; N], CryptoError> {
     b.try_into().map_err(|_| CryptoError::BadLength {
         what,
         expected: N,

@@ -20,12 +20,20 @@ pub struct Blake2bParams<'a> {
 }
 
 /// BLAKE2b of `data` with an `outlen`-byte digest (1–64) and the given parameters.
-pub fn blake2b(data: &[u8], outlen: usize, params: Blake2bParams<'_>) -> Result<Vec<u8>, CryptoError> {
+pub fn blake2b(
+    data: &[u8],
+    outlen: usize,
+    params: Blake2bParams<'_>,
+) -> Result<Vec<u8>, CryptoError> {
     blake2b_multi(&[data], outlen, params)
 }
 
 /// BLAKE2b over the concatenation of `parts`, without copying them together.
-pub fn blake2b_multi(parts: &[&[u8]], outlen: usize, params: Blake2bParams<'_>) -> Result<Vec<u8>, CryptoError> {
+pub fn blake2b_multi(
+    parts: &[&[u8]],
+    outlen: usize,
+    params: Blake2bParams<'_>,
+) -> Result<Vec<u8>, CryptoError> {
     if !(1..=64).contains(&outlen) {
         return Err(CryptoError::Blake2bParam("output length must be 1 to 64"));
     }
@@ -39,7 +47,10 @@ pub fn blake2b_multi(parts: &[&[u8]], outlen: usize, params: Blake2bParams<'_>) 
         return Err(CryptoError::Blake2bParam("personal longer than 16 bytes"));
     }
     let mut p = blake2b_simd::Params::new();
-    p.hash_length(outlen).key(params.key).salt(params.salt).personal(params.personal);
+    p.hash_length(outlen)
+        .key(params.key)
+        .salt(params.salt)
+        .personal(params.personal);
     let mut state = p.to_state();
     for part in parts {
         state.update(part);
@@ -73,16 +84,19 @@ pub fn sha512(data: &[u8]) -> [u8; 64] {
 
 /// HMAC-SHA256 of `data` under `key`.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
 
 /// Checks an HMAC-SHA256 tag in constant time.
 pub fn hmac_sha256_verify(key: &[u8], data: &[u8], tag: &[u8]) -> Result<(), CryptoError> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(data);
-    mac.verify_slice(tag).map_err(|_| CryptoError::DecryptFailed)
+    mac.verify_slice(tag)
+        .map_err(|_| CryptoError::DecryptFailed)
 }
 
 #[cfg(test)]
@@ -100,9 +114,19 @@ mod tests {
 
     #[test]
     fn multi_equals_single() {
-        let p = Blake2bParams { key: b"k", salt: b"", personal: b"UmbraGroupKeyGen" };
-        assert_eq!(blake2b_multi(&[b"ab", b"c"], 24, p).unwrap(), blake2b(b"abc", 24, p).unwrap());
-        assert_eq!(blake2b_fixed::<24>(&[b"a", b"bc"]).to_vec(), blake2b(b"abc", 24, Blake2bParams::default()).unwrap());
+        let p = Blake2bParams {
+            key: b"k",
+            salt: b"",
+            personal: b"UmbraGroupKeyGen",
+        };
+        assert_eq!(
+            blake2b_multi(&[b"ab", b"c"], 24, p).unwrap(),
+            blake2b(b"abc", 24, p).unwrap()
+        );
+        assert_eq!(
+            blake2b_fixed::<24>(&[b"a", b"bc"]).to_vec(),
+            blake2b(b"abc", 24, Blake2bParams::default()).unwrap()
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ use crate::{CryptoError, X25519Public, X25519Secret};
 pub const SEAL_OVERHEAD: usize = 32 + 16;
 
 /// The crypto_box shared key: HSalsa20 of the X25519 shared secret.
-fn box_key(my_secret: &X25519Secret, their_public: &X25519Public) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+fn box_key(
+    my_secret: &X25519Secret,
+    their_public: &X25519Public,
+) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     let shared = my_secret.diffie_hellman(their_public)?;
     let key = salsa20::hsalsa::<U10>(shared.as_bytes().into(), &Default::default());
     Ok(Zeroizing::new(key.into()))
@@ -52,7 +55,11 @@ fn seal_nonce(ephemeral: &X25519Public, recipient: &X25519Public) -> [u8; 24] {
 
 /// `crypto_box_seal` with the given ephemeral secret (32 random bytes in
 /// production; fixed bytes in test vectors).
-pub fn seal(msg: &[u8], recipient: &X25519Public, ephemeral_secret: [u8; 32]) -> Result<Vec<u8>, CryptoError> {
+pub fn seal(
+    msg: &[u8],
+    recipient: &X25519Public,
+    ephemeral_secret: [u8; 32],
+) -> Result<Vec<u8>, CryptoError> {
     let e = X25519Secret::from_bytes(ephemeral_secret);
     let big_e = e.public();
     let nonce = seal_nonce(&big_e, recipient);
@@ -66,7 +73,10 @@ pub fn seal(msg: &[u8], recipient: &X25519Public, ephemeral_secret: [u8; 32]) ->
 /// `crypto_box_seal_open`.
 pub fn unseal(ct: &[u8], recipient: &X25519Secret) -> Result<Vec<u8>, CryptoError> {
     if ct.len() < SEAL_OVERHEAD {
-        return Err(CryptoError::TooShort { min: SEAL_OVERHEAD, got: ct.len() });
+        return Err(CryptoError::TooShort {
+            min: SEAL_OVERHEAD,
+            got: ct.len(),
+        });
     }
     let big_e = X25519Public::from_slice(&ct[..32])?;
     let nonce = seal_nonce(&big_e, &recipient.public());
@@ -94,6 +104,9 @@ mod tests {
         let other = X25519Secret::from_bytes([6; 32]);
         let ct = seal(b"hi", &rk.public(), [7; 32]).unwrap();
         assert_eq!(unseal(&ct, &other), Err(CryptoError::DecryptFailed));
-        assert!(matches!(unseal(&ct[..40], &rk), Err(CryptoError::TooShort { .. })));
+        assert!(matches!(
+            unseal(&ct[..40], &rk),
+            Err(CryptoError::TooShort { .. })
+        ));
     }
 }

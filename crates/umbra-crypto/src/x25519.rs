@@ -3,8 +3,8 @@
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::to_array;
 use crate::CryptoError;
+use crate::error::to_array;
 
 /// An X25519 secret key. Zeroized on drop.
 #[derive(Clone)]
@@ -41,7 +41,9 @@ impl X25519Secret {
     /// X25519 with a peer's public key. Fails on the all-zero result, which
     /// only a small-order public key can produce.
     pub fn diffie_hellman(&self, peer: &X25519Public) -> Result<SharedSecret, CryptoError> {
-        let shared = self.0.diffie_hellman(&x25519_dalek::PublicKey::from(peer.0));
+        let shared = self
+            .0
+            .diffie_hellman(&x25519_dalek::PublicKey::from(peer.0));
         if !shared.was_contributory() {
             return Err(CryptoError::WeakSharedSecret);
         }
@@ -71,7 +73,11 @@ pub struct X25519Public([u8; 32]);
 
 impl std::fmt::Debug for X25519Public {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "X25519Public({:02x}{:02x}{:02x}{:02x}…)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "X25519Public({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 

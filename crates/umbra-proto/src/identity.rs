@@ -178,7 +178,9 @@ pub struct AccountKeys {
 
 impl fmt::Debug for AccountKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccountKeys").field("account_id", &self.account_id()).finish_non_exhaustive()
+        f.debug_struct("AccountKeys")
+            .field("account_id", &self.account_id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -188,7 +190,11 @@ impl AccountKeys {
         let ed = Ed25519Keypair::from_seed(seed);
         let x_secret = ed.x25519_secret();
         let x_public = ed.x25519_public();
-        Self { ed, x_secret, x_public }
+        Self {
+            ed,
+            x_secret,
+            x_public,
+        }
     }
 
     /// Derives the keys of a 32-byte seed, or of a 16-byte Session seed
@@ -260,7 +266,10 @@ mod tests {
     fn bad_ids() {
         assert_eq!("05ab".parse::<AccountId>(), Err(IdError::BadLength(4)));
         let bad_prefix = format!("07{}", "00".repeat(32));
-        assert_eq!(bad_prefix.parse::<AccountId>(), Err(IdError::UnknownPrefix(7)));
+        assert_eq!(
+            bad_prefix.parse::<AccountId>(),
+            Err(IdError::UnknownPrefix(7))
+        );
         let not_hex = format!("05{}", "zz".repeat(32));
         assert_eq!(not_hex.parse::<AccountId>(), Err(IdError::NotHex));
     }
@@ -270,7 +279,10 @@ mod tests {
         let short = AccountKeys::from_seed_slice(&[1u8; 16]).unwrap();
         let mut full = [0u8; 32];
         full[..16].copy_from_slice(&[1u8; 16]);
-        assert_eq!(short.account_id(), AccountKeys::from_seed(&full).account_id());
+        assert_eq!(
+            short.account_id(),
+            AccountKeys::from_seed(&full).account_id()
+        );
         assert!(AccountKeys::from_seed_slice(&[0u8; 20]).is_err());
     }
 }

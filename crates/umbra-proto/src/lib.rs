@@ -9,6 +9,7 @@
 //! | --- | --- | --- |
 //! | [`identity`] | account IDs and account keys | identity §1–2 |
 //! | [`mnemonic`] | recovery phrases | identity §3–4 |
+//! | [`network`] | the network configuration (`network.json`) | swarms §3 |
 //! | [`message`] | 1:1 encryption, padding, Envelope/Content protobuf | messages §2–6 |
 //! | [`swarm`] | account → swarm mapping, node → swarm assignment | swarms §1–4 |
 //! | [`rpc`] | storage RPC types, signed strings, message hashes | storage-rpc |
@@ -21,6 +22,7 @@ pub mod bencode;
 pub mod identity;
 pub mod message;
 pub mod mnemonic;
+pub mod network;
 pub mod onion;
 pub mod path;
 pub mod rpc;

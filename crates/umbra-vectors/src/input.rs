@@ -17,7 +17,10 @@ pub struct Malformed {
 impl Malformed {
     /// Builds the error.
     pub fn new(key: &str, why: impl Into<String>) -> Self {
-        Malformed { key: key.to_string(), why: why.into() }
+        Malformed {
+            key: key.to_string(),
+            why: why.into(),
+        }
     }
 }
 
@@ -32,7 +35,9 @@ impl<'a> Input<'a> {
 
     /// The raw value of `key`.
     pub fn value(&self, key: &str) -> Result<&'a Value, Malformed> {
-        self.0.get(key).ok_or_else(|| Malformed::new(key, "missing"))
+        self.0
+            .get(key)
+            .ok_or_else(|| Malformed::new(key, "missing"))
     }
 
     /// True when `key` is JSON `null`.
@@ -42,7 +47,9 @@ impl<'a> Input<'a> {
 
     /// A text value.
     pub fn str(&self, key: &str) -> Result<&'a str, Malformed> {
-        self.value(key)?.as_str().ok_or_else(|| Malformed::new(key, "not a string"))
+        self.value(key)?
+            .as_str()
+            .ok_or_else(|| Malformed::new(key, "not a string"))
     }
 
     /// A byte string (lowercase hex, any length).
@@ -57,17 +64,23 @@ impl<'a> Input<'a> {
 
     /// A small integer (JSON number).
     pub fn int(&self, key: &str) -> Result<i64, Malformed> {
-        self.value(key)?.as_i64().ok_or_else(|| Malformed::new(key, "not an integer"))
+        self.value(key)?
+            .as_i64()
+            .ok_or_else(|| Malformed::new(key, "not an integer"))
     }
 
     /// A boolean.
     pub fn bool(&self, key: &str) -> Result<bool, Malformed> {
-        self.value(key)?.as_bool().ok_or_else(|| Malformed::new(key, "not a boolean"))
+        self.value(key)?
+            .as_bool()
+            .ok_or_else(|| Malformed::new(key, "not a boolean"))
     }
 
     /// An array.
     pub fn array(&self, key: &str) -> Result<&'a Vec<Value>, Malformed> {
-        self.value(key)?.as_array().ok_or_else(|| Malformed::new(key, "not an array"))
+        self.value(key)?
+            .as_array()
+            .ok_or_else(|| Malformed::new(key, "not an array"))
     }
 
     /// An object.
@@ -94,11 +107,16 @@ pub fn hex_bytes(key: &str, s: &str) -> Result<Vec<u8>, Malformed> {
 
 /// Parses a canonical decimal u64 string.
 pub fn dec_u64(key: &str, s: &str) -> Result<u64, Malformed> {
-    let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if !canonical {
-        return Err(Malformed::new(key, format!("{s:?} is not a canonical decimal u64")));
+        return Err(Malformed::new(
+            key,
+            format!("{s:?} is not a canonical decimal u64"),
+        ));
     }
-    s.parse().map_err(|_| Malformed::new(key, "out of u64 range"))
+    s.parse()
+        .map_err(|_| Malformed::new(key, "out of u64 range"))
 }
 
 /// Lowercase hex, for outputs.

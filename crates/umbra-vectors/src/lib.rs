@@ -68,8 +68,15 @@ pub struct Verdict {
 
 /// Checks one vector object.
 pub fn check_vector(v: &Value) -> Verdict {
-    let id = v.get("id").and_then(Value::as_str).unwrap_or("<no id>").to_string();
-    Verdict { result: check_vector_inner(v), id }
+    let id = v
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("<no id>")
+        .to_string();
+    Verdict {
+        result: check_vector_inner(v),
+        id,
+    }
 }
 
 fn check_vector_inner(v: &Value) -> Result<(), String> {
@@ -77,9 +84,14 @@ fn check_vector_inner(v: &Value) -> Result<(), String> {
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort_unstable();
     if keys != ["category", "expected", "id", "input", "origin", "source"] {
-        return Err(format!("vector keys are {keys:?}, expected the six schema keys"));
+        return Err(format!(
+            "vector keys are {keys:?}, expected the six schema keys"
+        ));
     }
-    let id = obj["id"].as_str().filter(|s| !s.is_empty()).ok_or("id is not a non-empty string")?;
+    let id = obj["id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or("id is not a non-empty string")?;
     let _ = id;
     match obj["origin"].as_str() {
         Some("upstream" | "derived") => {}
@@ -100,9 +112,13 @@ fn check_vector_inner(v: &Value) -> Result<(), String> {
     let mut want: Vec<&str> = cat.inputs.to_vec();
     want.sort_unstable();
     if in_keys != want {
-        return Err(format!("input keys {in_keys:?} differ from the category's {want:?}"));
+        return Err(format!(
+            "input keys {in_keys:?} differ from the category's {want:?}"
+        ));
     }
-    let expected = obj["expected"].as_object().ok_or("expected is not an object")?;
+    let expected = obj["expected"]
+        .as_object()
+        .ok_or("expected is not an object")?;
     let negative = expected.contains_key("error");
     if negative {
         if expected.len() != 1 || !expected["error"].is_string() {
@@ -114,7 +130,9 @@ fn check_vector_inner(v: &Value) -> Result<(), String> {
         let mut want: Vec<&str> = outs.to_vec();
         want.sort_unstable();
         if e_keys != want {
-            return Err(format!("expected keys {e_keys:?} differ from the category's {want:?}"));
+            return Err(format!(
+                "expected keys {e_keys:?} differ from the category's {want:?}"
+            ));
         }
     }
     let result = (cat.run)(&Input::new(input));
@@ -146,14 +164,20 @@ fn compare(expected: &Map<String, Value>, got: &Output) -> Result<(), String> {
 
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_u64(), y.as_u64(), x.as_i64(), y.as_i64()) {
-            (Some(p), Some(q), _, _) => p == q,
-            (_, _, Some(p), Some(q)) => p == q,
-            _ => x.as_f64() == y.as_f64(),
-        },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_u64(), y.as_u64(), x.as_i64(), y.as_i64()) {
+                (Some(p), Some(q), _, _) => p == q,
+                (_, _, Some(p), Some(q)) => p == q,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -185,7 +209,10 @@ pub fn check_files(paths: &[&Path], mut report: impl FnMut(&Verdict)) -> Totals 
                     verdict
                 })
                 .collect(),
-            Err(e) => vec![Verdict { id: path.display().to_string(), result: Err(e) }],
+            Err(e) => vec![Verdict {
+                id: path.display().to_string(),
+                result: Err(e),
+            }],
         };
         for v in &verdicts {
             if v.result.is_ok() {
@@ -204,7 +231,9 @@ fn load(path: &Path) -> Result<Vec<Value>, String> {
     let doc: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     let obj = doc.as_object().ok_or("file is not a JSON object")?;
     if obj.len() != 2 || obj.get("schema").and_then(Value::as_str) != Some("umbra-vectors/1") {
-        return Err("file must be exactly {\"schema\": \"umbra-vectors/1\", \"vectors\": [...]}".into());
+        return Err(
+            "file must be exactly {\"schema\": \"umbra-vectors/1\", \"vectors\": [...]}".into(),
+        );
     }
     obj.get("vectors")
         .and_then(Value::as_array)

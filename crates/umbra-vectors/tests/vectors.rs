@@ -18,7 +18,10 @@ fn vector_files() -> Vec<PathBuf> {
 #[test]
 fn every_repository_vector_passes() {
     let files = vector_files();
-    assert!(files.len() >= 6, "expected the six vector files, found {files:?}");
+    assert!(
+        files.len() >= 6,
+        "expected the six vector files, found {files:?}"
+    );
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let mut failures = Vec::new();
     let totals = umbra_vectors::check_files(&paths, |v| {
@@ -26,7 +29,12 @@ fn every_repository_vector_passes() {
             failures.push(format!("{}: {why}", v.id));
         }
     });
-    assert!(failures.is_empty(), "{} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(totals.passed > 100, "suspiciously few vectors: {totals:?}");
 }
 
@@ -49,7 +57,10 @@ mod tempfile_path {
     pub fn write(body: &str) -> TempPath {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("umbra-vectors-test-{}-{n}.json", std::process::id()));
+        let p = std::env::temp_dir().join(format!(
+            "umbra-vectors-test-{}-{n}.json",
+            std::process::id()
+        ));
         let mut f = std::fs::File::create(&p).expect("create temp file");
         f.write_all(body.as_bytes()).expect("write temp file");
         TempPath(p)
@@ -63,8 +74,16 @@ fn run(body: &str) -> umbra_vectors::Totals {
 
 #[test]
 fn unknown_category_fails() {
-    let t = run(r#"{"schema":"umbra-vectors/1","vectors":[{"id":"x/1","category":"no_such_thing","input":{},"expected":{"a":"b"},"origin":"derived","source":"a/b:c"}]}"#);
-    assert_eq!(t, umbra_vectors::Totals { passed: 0, failed: 1 });
+    let t = run(
+        r#"{"schema":"umbra-vectors/1","vectors":[{"id":"x/1","category":"no_such_thing","input":{},"expected":{"a":"b"},"origin":"derived","source":"a/b:c"}]}"#,
+    );
+    assert_eq!(
+        t,
+        umbra_vectors::Totals {
+            passed: 0,
+            failed: 1
+        }
+    );
 }
 
 #[test]
@@ -87,7 +106,10 @@ fn a_mutated_expected_value_fails() {
             if expected.contains_key("error") {
                 continue;
             }
-            let Some((_, val)) = expected.iter_mut().find(|(_, val)| val.as_str().is_some_and(|s| !s.is_empty())) else {
+            let Some((_, val)) = expected
+                .iter_mut()
+                .find(|(_, val)| val.as_str().is_some_and(|s| !s.is_empty()))
+            else {
                 continue;
             };
             let s = val.as_str().expect("string").to_string();
@@ -98,7 +120,12 @@ fn a_mutated_expected_value_fails() {
             mutated += 1;
         }
         let t = run(&doc.to_string());
-        assert_eq!(t.passed, vectors_len(&doc) - mutated, "{}: every mutated vector must fail", file.display());
+        assert_eq!(
+            t.passed,
+            vectors_len(&doc) - mutated,
+            "{}: every mutated vector must fail",
+            file.display()
+        );
     }
 }
 
