@@ -1,10 +1,39 @@
-//! `umbra-node`: the library behind the Umbra service node `umbrad`.
+//! `umbra-node`: the library behind the Umbra service node `umbrad`
+//! (`shared/spec/storage-rpc.md`, `shared/spec/swarms.md`).
 //!
-//! This crate owns the node-side logic of `shared/spec/storage-rpc.md` and
-//! `shared/spec/swarms.md`. Today it holds the local message store
-//! ([`storage`]); the RPC handlers, swarm fan-out and the `umbrad` binary are
-//! added next to it.
+//! | module | owns |
+//! | --- | --- |
+//! | [`config`] | the TOML configuration |
+//! | [`keyfile`] | the node key on disk (0600) |
+//! | [`storage`] | SQLite message storage with group commit |
+//! | [`registry`] | the node's view of the signed registry and its swarm |
+//! | [`rpc`] | client storage RPC: validation, application, fan-out results |
+//! | [`fanout`] | signed node-to-node requests, swarm fan-out, catch-up marks |
+//! | [`peer`] | the node-to-node endpoints (swarm, push, since, ping) |
+//! | [`replication`] | background tasks: sweep, hand-over, catch-up, pull, registry file |
+//! | [`http`] | routers of the HTTPS and admin ports |
+//! | [`metrics`], [`ratelimit`] | Prometheus metrics, per-IP token buckets |
+//! | [`node`] | starting and stopping a node in-process |
+//!
+//! The `umbrad` binary (`src/bin/umbrad.rs`) only parses flags and the
+//! config file, sets up logging and calls [`node::start`].
 
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod fanout;
+pub mod http;
+pub mod keyfile;
+pub mod metrics;
+pub mod node;
+pub mod peer;
+pub mod ratelimit;
+pub mod registry;
+pub mod replication;
+pub mod rpc;
+pub mod state;
 pub mod storage;
+
+pub use config::NodeConfig;
+pub use node::{NodeHandle, StartError, start};
+pub use state::Node;

@@ -1,0 +1,266 @@
+//! The node-to-node endpoints (`swarms.md` §6–8): `POST /node/v1/swarm`
+//! (a forwarded recursive request), `/node/v1/push` (hand-over and
+//! catch-up), `/node/v1/since` (a rejoining member pulls what it missed) and
+//! `/node/v1/ping`. Every endpoint except ping requires the §8.2 signed
+//! headers of a node listed now or in an epoch superseded less than an hour
+//! ago; node requests are exempt from client rate limits.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use umbra_proto::rpc::node_req::{
+    HEADER_EPOCH, HEADER_NODE, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_PUSH_BODY, NodeRequestAuth,
+    PATH_PUSH, PATH_SINCE, PATH_SWARM, PushItem, PushReply, decode_push, encode_push,
+};
+use umbra_proto::rpc::types::GetRegistryResponse;
+use umbra_proto::rpc::{MessageHash, Namespace, RpcError, StatusCode, Via};
+use umbra_proto::swarm::NodeRecord;
+
+use crate::fanout::addr_of;
+use crate::http::{reply_response, text};
+use crate::rpc;
+use crate::state::Node;
+use crate::storage::StoredMessage;
+
+/// Header of a `/node/v1/since` reply: the sequence number to ask from next.
+pub const HEADER_NEXT_SEQ: &str = "X-Umbra-Next-Seq";
+/// Header of a `/node/v1/since` reply present when more pages follow.
+pub const HEADER_MORE: &str = "X-Umbra-More";
+
+/// Checks the §8.2 headers and §8.3 rules; returns the sender's record.
+async fn authenticate(
+    node: &Node,
+    headers: &HeaderMap,
+    path: &str,
+    body: &[u8],
+) -> Result<NodeRecord, Response> {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let auth = NodeRequestAuth::from_headers(
+        h(HEADER_NODE),
+        h(HEADER_EPOCH),
+        h(HEADER_TIMESTAMP),
+        h(HEADER_SIGNATURE),
+    )
+    .map_err(|e| text(e.status, e.message))?;
+    if auth.epoch > node.registry().epoch() {
+        catch_up_registry(node, &auth)
+            .await
+            .map_err(|why| text(StatusCode::ServiceUnavailable, why))?;
+    }
+    let record = node.registry().known_node(&auth.node).ok_or_else(|| {
+        text(
+            StatusCode::Unauthorized,
+            "sender is not a registered node".into(),
+        )
+    })?;
+    auth.verify("POST", path, body, node.now_ms())
+        .map_err(|e: RpcError| text(e.status, e.message))?;
+    Ok(record)
+}
+
+/// The sender is on a newer epoch: fetch it from the sender (§8.3 rule 1).
+async fn catch_up_registry(node: &Node, auth: &NodeRequestAuth) -> Result<(), String> {
+    let record = node
+        .registry()
+        .known_node(&auth.node)
+        .ok_or("sender unknown and registry behind")?;
+    fetch_registry_from(node, &record).await
+}
+
+/// Asks `peer` for its registry (`get_registry`) and offers it.
+pub async fn fetch_registry_from(node: &Node, peer: &NodeRecord) -> Result<(), String> {
+    let epoch = node.registry().epoch();
+    let body =
+        serde_json::json!({"method": "get_registry", "params": {"epoch": epoch}}).to_string();
+    let resp = node
+        .peers
+        .post(&addr_of(peer), "/storage_rpc/v1", body.into_bytes())
+        .await
+        .map_err(|e| format!("get_registry failed: {e}"))?;
+    if resp.status != 200 {
+        return Err(format!("get_registry answered {}", resp.status));
+    }
+    let reply: GetRegistryResponse =
+        serde_json::from_slice(&resp.body).map_err(|e| format!("bad get_registry reply: {e}"))?;
+    if let Some(doc) = reply.registry {
+        node.offer_registry(&doc.0)
+            .map_err(|e| format!("peer's registry refused: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `POST /node/v1/ping`.
+pub async fn ping() -> &'static str {
+    "pong"
+}
+
+/// `POST /node/v1/swarm`: apply a forwarded recursive request.
+pub async fn swarm(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authenticate(&node, &headers, PATH_SWARM, &body).await {
+        return r;
+    }
+    reply_response(rpc::handle_body(&node, &body, Via::Forwarded).await)
+}
+
+/// `POST /node/v1/push`: insert pushed messages (§7.3).
+pub async fn push(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
+    if body.len() > MAX_PUSH_BODY + 1024 {
+        return text(StatusCode::PayloadTooLarge, "push body too large".into());
+    }
+    if let Err(r) = authenticate(&node, &headers, PATH_PUSH, &body).await {
+        return r;
+    }
+    let items = match decode_push(&body) {
+        Ok(items) => items,
+        Err(e) => return text(StatusCode::BadRequest, format!("bad push body: {e}")),
+    };
+    match apply_items(&node, items).await {
+        Ok(stored) => axum::Json(PushReply { stored }).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Applies pushed or pulled items under the receiver rules of §7.3.
+pub async fn apply_items(node: &Node, items: Vec<PushItem>) -> Result<u64, Response> {
+    let now = node.now_ms();
+    let msgs: Vec<StoredMessage> = {
+        let reg = node.registry();
+        items
+            .into_iter()
+            .filter(|i| i.acceptable(now) && reg.owns(&i.account))
+            .map(|i| StoredMessage {
+                hash: i.hash.as_str().to_string(),
+                owner: i.account,
+                namespace: i.namespace.0,
+                timestamp_ms: i.timestamp,
+                expiry_ms: i.expiry,
+                data: i.data,
+            })
+            .collect()
+    };
+    if msgs.is_empty() {
+        return Ok(0);
+    }
+    match node.store.apply_push(msgs, now).await {
+        Ok(n) => {
+            node.metrics.received_pushes.inc_by(n as u64);
+            Ok(n as u64)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot store pushed messages");
+            Err(text(
+                StatusCode::InternalServerError,
+                "database error".into(),
+            ))
+        }
+    }
+}
+
+/// The body of a `/node/v1/since` request.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SinceRequest {
+    /// Return messages with an insertion sequence number ≥ this.
+    pub since: u64,
+}
+
+/// Messages per `/node/v1/since` page.
+const SINCE_PAGE: usize = 2_000;
+
+/// `POST /node/v1/since`: the messages inserted since a sequence number, of
+/// the accounts the requester's swarm owns, as a push body.
+pub async fn since(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
+    let requester = match authenticate(&node, &headers, PATH_SINCE, &body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let req: SinceRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::BadRequest, format!("bad since request: {e}")),
+    };
+    let now = node.now_ms();
+    let batch = match node.store.since(req.since, SINCE_PAGE, now).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "since query failed");
+            return text(StatusCode::InternalServerError, "database error".into());
+        }
+    };
+    let more = batch.next_seq.is_some();
+    let next = batch
+        .next_seq
+        .or_else(|| batch.messages.last().map(|m| m.seq + 1))
+        .unwrap_or(req.since);
+    let items: Vec<PushItem> = {
+        let reg = node.registry();
+        let Some(doc) = reg.current() else {
+            return text(StatusCode::ServiceUnavailable, "no registry".into());
+        };
+        let theirs = doc.swarm_of_node(&requester.ed25519);
+        batch
+            .messages
+            .into_iter()
+            .filter(|m| theirs.is_some() && doc.swarm_of(&m.message.owner) == theirs)
+            .filter_map(|m| to_push_item(m.message))
+            .collect()
+    };
+    let Ok(body) = encode_push(&items) else {
+        return text(
+            StatusCode::InternalServerError,
+            "cannot encode messages".into(),
+        );
+    };
+    let mut resp = body.into_response();
+    if let Ok(v) = axum::http::HeaderValue::try_from(next.to_string()) {
+        resp.headers_mut().insert(HEADER_NEXT_SEQ, v);
+    }
+    if more {
+        resp.headers_mut()
+            .insert(HEADER_MORE, axum::http::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// A stored message as a push item.
+pub fn to_push_item(m: StoredMessage) -> Option<PushItem> {
+    Some(PushItem {
+        account: m.owner,
+        hash: MessageHash::parse(&m.hash).ok()?,
+        timestamp: m.timestamp_ms,
+        expiry: m.expiry_ms,
+        data: m.data,
+        namespace: Namespace(m.namespace),
+    })
+}
+
+/// Pulls from `peer` what it inserted since `from` (a rejoining member,
+/// §6), page by page; returns the sequence number to continue from next time.
+pub async fn pull_from(node: &Node, peer: &NodeRecord, mut from: u64) -> Result<u64, String> {
+    loop {
+        let body = serde_json::to_vec(&SinceRequest { since: from }).map_err(|e| e.to_string())?;
+        let resp = crate::fanout::node_post(node, peer, PATH_SINCE, body, Duration::from_secs(30))
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status != 200 {
+            return Err(format!("since answered {}", resp.status));
+        }
+        let items = decode_push(&resp.body).map_err(|e| e.to_string())?;
+        apply_items(node, items)
+            .await
+            .map_err(|_| "cannot store pulled messages".to_string())?;
+        let next = resp
+            .headers
+            .get(HEADER_NEXT_SEQ)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(from);
+        let more = resp.headers.contains_key(HEADER_MORE);
+        if !more || next <= from {
+            return Ok(next.max(from));
+        }
+        from = next;
+    }
+}

@@ -1,0 +1,231 @@
+//! The node's view of the network registry (`swarms.md` §3, §5): the epoch
+//! in force, the epochs it superseded in the last hour (so a departing node
+//! can finish its hand-over), and what follows from them — this node's swarm,
+//! its members and the owner of any account.
+//!
+//! Adopting a new epoch returns a [`Transition`] that the replication task
+//! turns into hand-over pushes (§7).
+
+use std::sync::Arc;
+
+use umbra_crypto::Ed25519Public;
+use umbra_proto::identity::AccountId;
+use umbra_proto::rpc::node_req::SUPERSEDED_GRACE_MS;
+use umbra_proto::swarm::{
+    NodeRecord, ReaderRole, RegistryConfig, RegistryDocument, RegistryError, SwarmId,
+};
+
+/// An epoch change: what the node held before and what it holds now.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    /// The document held before, if any.
+    pub old: Option<Arc<RegistryDocument>>,
+    /// The document now in force.
+    pub new: Arc<RegistryDocument>,
+}
+
+/// The registry as one node sees it.
+#[derive(Debug)]
+pub struct RegistryState {
+    config: RegistryConfig,
+    me: Ed25519Public,
+    current: Option<Arc<RegistryDocument>>,
+    current_bytes: Option<Arc<Vec<u8>>>,
+    superseded: Vec<(Arc<RegistryDocument>, u64)>,
+}
+
+impl RegistryState {
+    /// An empty view for node `me` checking documents against `config`.
+    pub fn new(config: RegistryConfig, me: Ed25519Public) -> Self {
+        RegistryState {
+            config,
+            me,
+            current: None,
+            current_bytes: None,
+            superseded: Vec::new(),
+        }
+    }
+
+    /// Verifies `bytes` (§3.2) and adopts the document if its epoch is newer.
+    /// Returns `Ok(None)` when the document is not newer than the one held.
+    pub fn offer(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Option<Transition>, RegistryError> {
+        if let Some(cur) = &self.current
+            && self
+                .current_bytes
+                .as_deref()
+                .is_some_and(|b| b.as_slice() == bytes)
+        {
+            let _ = cur;
+            return Ok(None);
+        }
+        let held = self.current.as_deref();
+        let doc = match RegistryDocument::verify(bytes, &self.config, held, ReaderRole::Node) {
+            Ok(doc) => doc,
+            Err(RegistryError::StaleEpoch { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let new = Arc::new(doc);
+        let old = self.current.replace(new.clone());
+        self.current_bytes = Some(Arc::new(bytes.to_vec()));
+        if let Some(o) = &old {
+            self.superseded.push((o.clone(), now_ms));
+        }
+        self.superseded
+            .retain(|(_, at)| now_ms.saturating_sub(*at) < SUPERSEDED_GRACE_MS);
+        Ok(Some(Transition { old, new }))
+    }
+
+    /// The document in force.
+    pub fn current(&self) -> Option<&Arc<RegistryDocument>> {
+        self.current.as_ref()
+    }
+
+    /// The encoded document in force (for `get_registry`).
+    pub fn current_bytes(&self) -> Option<&Arc<Vec<u8>>> {
+        self.current_bytes.as_ref()
+    }
+
+    /// The epoch in force (0 when none).
+    pub fn epoch(&self) -> u64 {
+        self.current.as_ref().map_or(0, |d| d.epoch())
+    }
+
+    /// This node's swarm under the epoch in force (`None` when not listed).
+    pub fn own_swarm(&self) -> Option<SwarmId> {
+        self.current.as_ref()?.swarm_of_node(&self.me)
+    }
+
+    /// True when the node holds a registry that lists it: it serves clients.
+    pub fn is_ready(&self) -> bool {
+        self.own_swarm().is_some()
+    }
+
+    /// True when `account` belongs to this node's swarm.
+    pub fn owns(&self, account: &AccountId) -> bool {
+        match (&self.current, self.own_swarm()) {
+            (Some(doc), Some(mine)) => doc.swarm_of(account) == Some(mine),
+            _ => false,
+        }
+    }
+
+    /// The other members of this node's swarm.
+    pub fn peers(&self) -> Vec<NodeRecord> {
+        match (&self.current, self.own_swarm()) {
+            (Some(doc), Some(mine)) => doc
+                .members(mine)
+                .into_iter()
+                .filter(|r| r.ed25519 != self.me)
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The record of any node listed now or in an epoch superseded less
+    /// than an hour ago (node-request authentication, `swarms.md` §8.3).
+    pub fn known_node(&self, key: &Ed25519Public) -> Option<NodeRecord> {
+        if let Some(r) = self.current.as_ref().and_then(|d| d.node(key)) {
+            return Some(r.clone());
+        }
+        self.superseded
+            .iter()
+            .rev()
+            .find_map(|(d, _)| d.node(key).cloned())
+    }
+
+    /// The node's own Ed25519 key.
+    pub fn me(&self) -> Ed25519Public {
+        self.me
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use umbra_crypto::Ed25519Keypair;
+    use umbra_proto::swarm::SwarmParams;
+
+    fn params() -> SwarmParams {
+        SwarmParams {
+            min_swarm_size: 2,
+            excess_base: 2,
+            ideal_swarm_margin: 1,
+            new_swarm_size: 2,
+        }
+    }
+
+    fn doc(
+        registry: &Ed25519Keypair,
+        n: u8,
+        prev: Option<&RegistryDocument>,
+        at: u64,
+    ) -> RegistryDocument {
+        let nodes = (1..=n).map(|i| {
+            NodeRecord::sign(
+                &Ed25519Keypair::from_seed(&[i; 32]),
+                Ipv4Addr::LOCALHOST,
+                20000 + u16::from(i),
+                [0, 1, 0],
+            )
+            .unwrap()
+        });
+        let b = match prev {
+            Some(p) => p.next_builder(at),
+            None => RegistryDocument::builder(1, at),
+        };
+        b.params(params())
+            .nodes(nodes)
+            .build()
+            .unwrap()
+            .signed(registry)
+    }
+
+    #[test]
+    fn adopts_newer_epochs_only_and_keeps_superseded_for_an_hour() {
+        let reg = Ed25519Keypair::from_seed(&[99; 32]);
+        let cfg = RegistryConfig::single_key(reg.public(), params()).unwrap();
+        let me = Ed25519Keypair::from_seed(&[1; 32]).public();
+        let mut st = RegistryState::new(cfg, me);
+        assert!(!st.is_ready());
+        let d1 = doc(&reg, 4, None, 1_000);
+        let t = st.offer(&d1.encode(), 1_000).unwrap().unwrap();
+        assert!(t.old.is_none());
+        assert!(st.is_ready());
+        assert_eq!(st.epoch(), 1);
+        assert!(
+            st.offer(&d1.encode(), 2_000).unwrap().is_none(),
+            "same epoch again is not adopted"
+        );
+        let d2 = doc(&reg, 2, Some(&d1), 5_000);
+        let t = st.offer(&d2.encode(), 5_000).unwrap().unwrap();
+        assert_eq!(t.old.unwrap().epoch(), 1);
+        let gone = Ed25519Keypair::from_seed(&[4; 32]).public();
+        assert!(
+            st.known_node(&gone).is_some(),
+            "node of the superseded epoch is still known"
+        );
+        let d3 = doc(&reg, 2, Some(&d2), 5_000 + SUPERSEDED_GRACE_MS + 1);
+        st.offer(&d3.encode(), 5_000 + SUPERSEDED_GRACE_MS + 1)
+            .unwrap()
+            .unwrap();
+        assert!(
+            st.known_node(&gone).is_none(),
+            "an hour later it is forgotten"
+        );
+    }
+
+    #[test]
+    fn refuses_unsigned_documents() {
+        let reg = Ed25519Keypair::from_seed(&[99; 32]);
+        let other = Ed25519Keypair::from_seed(&[98; 32]);
+        let cfg = RegistryConfig::single_key(reg.public(), params()).unwrap();
+        let mut st = RegistryState::new(cfg, Ed25519Keypair::from_seed(&[1; 32]).public());
+        assert!(st.offer(&doc(&other, 3, None, 1).encode(), 1).is_err());
+        assert!(!st.is_ready());
+    }
+}

@@ -1,0 +1,316 @@
+//! The node's background work (`swarms.md` §6, §7, §9, §10):
+//! - the expiry sweep (at start and every 10 s) and metric sampling;
+//! - hand-over when a new epoch is adopted: push every account's messages to
+//!   its new owners that were not old owners, then drop what this node no
+//!   longer owns once enough new owners hold it;
+//! - catch-up pushes to peers that missed a store (marks, every 30 s);
+//! - the pull of a rejoining member from its swarm peers;
+//! - picking up a new registry file.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use umbra_crypto::Ed25519Public;
+use umbra_proto::rpc::node_req::{MAX_PUSH_BODY, PATH_PUSH, PushItem, encode_push_split};
+use umbra_proto::swarm::{NodeRecord, RegistryDocument};
+
+use crate::fanout::node_post;
+use crate::peer::{pull_from, to_push_item};
+use crate::registry::Transition;
+use crate::state::Node;
+use crate::storage::StoredMessage;
+
+/// Intervals of the background tasks.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// Expiry sweep (spec: 10 s).
+    pub sweep: Duration,
+    /// Catch-up pushes to marked peers (spec: 30 s).
+    pub catchup: Duration,
+    /// Registry file check.
+    pub registry_poll: Duration,
+    /// How long a failing hand-over target is retried (spec: 1 h).
+    pub handover_retry_for: Duration,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Intervals {
+            sweep: Duration::from_secs(10),
+            catchup: Duration::from_secs(30),
+            registry_poll: Duration::from_secs(5),
+            handover_retry_for: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Deletes expired messages now and then every `every`.
+pub async fn sweeper(node: Node, every: Duration) {
+    loop {
+        let now = node.now_ms();
+        match node.store.sweep_expired(now).await {
+            Ok(n) if n > 0 => {
+                node.metrics.swept.inc_by(n as u64);
+                tracing::debug!(swept = n, "expired messages deleted");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+        if let Ok(n) = node.store.count().await {
+            node.metrics.stored_messages.set(n as i64);
+        }
+        if let Ok(n) = node.store.db_size_bytes().await {
+            node.metrics.db_size_bytes.set(n as i64);
+        }
+        node.limiter.shrink();
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Pushes `msgs` to `target` in bodies of at most 9 MB; true when every
+/// body was answered `200`.
+async fn push_to(node: &Node, target: &NodeRecord, msgs: &[StoredMessage]) -> bool {
+    let items: Vec<PushItem> = msgs.iter().cloned().filter_map(to_push_item).collect();
+    let Ok(bodies) = encode_push_split(&items, MAX_PUSH_BODY) else {
+        return false;
+    };
+    for body in bodies {
+        match node_post(node, target, PATH_PUSH, body, Duration::from_secs(30)).await {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) => {
+                tracing::debug!(status = r.status.as_u16(), "push refused");
+                return false;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "push failed");
+                return false;
+            }
+        }
+    }
+    node.metrics.pushed_messages.inc_by(items.len() as u64);
+    true
+}
+
+fn members_owning(
+    doc: &RegistryDocument,
+    account: &umbra_proto::identity::AccountId,
+) -> Vec<NodeRecord> {
+    doc.members_for(account).into_iter().cloned().collect()
+}
+
+/// Hand-over (§7.1, §10) for one epoch transition. Returns the pushes that
+/// failed, to retry.
+async fn hand_over(
+    node: &Node,
+    t: &Transition,
+) -> Vec<(NodeRecord, umbra_proto::identity::AccountId)> {
+    let me = node.public();
+    let now = node.now_ms();
+    let Ok(owners) = node.store.owners(now).await else {
+        return Vec::new();
+    };
+    let mut failed = Vec::new();
+    for account in owners {
+        let old: BTreeSet<Ed25519Public> = t
+            .old
+            .as_ref()
+            .map(|d| {
+                members_owning(d, &account)
+                    .into_iter()
+                    .map(|r| r.ed25519)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let new_owners = members_owning(&t.new, &account);
+        let targets: Vec<&NodeRecord> = new_owners
+            .iter()
+            .filter(|r| r.ed25519 != me && !old.contains(&r.ed25519))
+            .collect();
+        let still_mine = new_owners.iter().any(|r| r.ed25519 == me);
+        if targets.is_empty() && still_mine {
+            continue;
+        }
+        let Ok(msgs) = node.store.messages_for_push(&account, now).await else {
+            continue;
+        };
+        if msgs.is_empty() {
+            continue;
+        }
+        // Old owners still listed hold the data already (§10).
+        let mut holders = new_owners
+            .iter()
+            .filter(|r| old.contains(&r.ed25519) && r.ed25519 != me)
+            .count();
+        for target in targets {
+            if push_to(node, target, &msgs).await {
+                holders += 1;
+            } else {
+                failed.push((target.clone(), account));
+            }
+        }
+        if !still_mine && holders >= new_owners.len().div_ceil(2) {
+            let hashes = msgs.iter().map(|m| m.hash.clone()).collect();
+            if let Err(e) = node.store.forget(&account, hashes).await {
+                tracing::warn!(error = %e, "cannot drop handed-over messages");
+            }
+        }
+    }
+    failed
+}
+
+/// Runs hand-overs for every adopted epoch, retrying failed pushes every
+/// `retry_every` for at most `retry_for`.
+pub async fn hand_overs(
+    node: Node,
+    mut transitions: tokio::sync::mpsc::UnboundedReceiver<Transition>,
+    retry_every: Duration,
+    retry_for: Duration,
+) {
+    let mut pending: Vec<(
+        NodeRecord,
+        umbra_proto::identity::AccountId,
+        tokio::time::Instant,
+    )> = Vec::new();
+    loop {
+        tokio::select! {
+            t = transitions.recv() => {
+                let Some(t) = t else { return };
+                let started = tokio::time::Instant::now();
+                tracing::info!(epoch = t.new.epoch(), "hand-over for new epoch");
+                for (target, account) in hand_over(&node, &t).await {
+                    pending.push((target, account, started));
+                }
+            }
+            _ = tokio::time::sleep(retry_every), if !pending.is_empty() => {
+                let now = node.now_ms();
+                let mut still = Vec::new();
+                for (target, account, since) in pending.drain(..) {
+                    if since.elapsed() > retry_for {
+                        continue;
+                    }
+                    let msgs = node.store.messages_for_push(&account, now).await.unwrap_or_default();
+                    if !msgs.is_empty() && !push_to(&node, &target, &msgs).await {
+                        still.push((target, account, since));
+                    }
+                }
+                pending = still;
+            }
+        }
+    }
+}
+
+/// Catch-up (§6): pushes to every marked peer what it may have missed.
+pub async fn catch_up(node: Node, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        catch_up_once(&node).await;
+    }
+}
+
+/// One catch-up round over every mark.
+pub async fn catch_up_once(node: &Node) {
+    let Ok(marks) = node.store.catchup_marks().await else {
+        return;
+    };
+    node.metrics.catchup_pending.set(marks.len() as i64);
+    for (peer_key, mark) in marks {
+        let key = Ed25519Public::from_bytes(peer_key);
+        let (record, peer_swarm, doc) = {
+            let reg = node.registry();
+            let Some(doc) = reg.current().cloned() else {
+                return;
+            };
+            (doc.node(&key).cloned(), doc.swarm_of_node(&key), doc)
+        };
+        let (Some(record), Some(swarm)) = (record, peer_swarm) else {
+            // The peer left the registry: hand-over covers it now.
+            let _ = node.store.clear_catchup_mark(peer_key).await;
+            continue;
+        };
+        let now = node.now_ms();
+        let mut from = mark;
+        let mut ok = true;
+        loop {
+            let Ok(batch) = node.store.since(from, 2_000, now).await else {
+                ok = false;
+                break;
+            };
+            let msgs: Vec<StoredMessage> = batch
+                .messages
+                .into_iter()
+                .map(|m| m.message)
+                .filter(|m| doc.swarm_of(&m.owner) == Some(swarm))
+                .collect();
+            if !msgs.is_empty() && !push_to(node, &record, &msgs).await {
+                ok = false;
+                break;
+            }
+            match batch.next_seq {
+                Some(n) => from = n,
+                None => break,
+            }
+        }
+        if ok {
+            tracing::info!(peer = %hex::encode(&peer_key[..4]), "peer caught up");
+            let _ = node.store.clear_catchup_mark(peer_key).await;
+        }
+    }
+}
+
+/// Where a rejoining member records how far it pulled from each peer.
+fn cursor_path(node: &Node) -> PathBuf {
+    node.config.data_dir.join("pull-cursors.json")
+}
+
+/// A rejoining member pulls from every swarm peer what they inserted since
+/// the last pull (§6). Runs once the node is ready.
+pub async fn pull_on_start(node: Node) {
+    let mut rx = node.epoch_tx.subscribe();
+    while !node.registry().is_ready() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+    let path = cursor_path(&node);
+    let mut cursors: HashMap<String, u64> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let peers = node.registry().peers();
+    for peer in peers {
+        let key = hex::encode(peer.ed25519.as_bytes());
+        let from = cursors.get(&key).copied().unwrap_or(0);
+        match pull_from(&node, &peer, from).await {
+            Ok(next) => {
+                cursors.insert(key, next);
+            }
+            Err(e) => tracing::info!(peer = %&key[..8], error = %e, "pull from peer failed"),
+        }
+    }
+    if let Ok(bytes) = serde_json::to_vec(&cursors) {
+        let _ = std::fs::write(&path, bytes);
+    }
+}
+
+/// Re-reads the registry file whenever it changes.
+pub async fn watch_registry_file(node: Node, path: PathBuf, every: Duration) {
+    let mut last: Option<std::time::SystemTime> = None;
+    loop {
+        if let Ok(meta) = std::fs::metadata(&path) {
+            let modified = meta.modified().ok();
+            if modified != last {
+                last = modified;
+                match std::fs::read(&path) {
+                    Ok(bytes) => {
+                        if let Err(e) = node.offer_registry(&bytes) {
+                            tracing::warn!(error = %e, file = %path.display(), "registry file refused");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read registry file"),
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
