@@ -8,6 +8,7 @@
 //! Errors are printed to stderr as `umbra: error: …` with exit status 1;
 //! normal output goes to stdout.
 
+mod devnet;
 mod keys;
 
 use std::process::ExitCode;
@@ -28,12 +29,19 @@ enum Command {
     /// Create, restore and inspect account keys and recovery phrases.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Run a local Umbra network (nodes, registry) for development and tests.
+    #[command(subcommand)]
+    Devnet(devnet::DevnetCommand),
+    /// Run one service node (the same program as `umbrad`).
+    Node(umbra_node::daemon::DaemonArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Devnet(cmd) => devnet::run(cmd),
+        Command::Node(args) => umbra_node::daemon::run(args).map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,6 +28,17 @@ pub enum KeyFileError {
     Permissions(PathBuf),
 }
 
+/// Loads an existing key file (no creation).
+pub fn load(path: &Path) -> Result<Ed25519Keypair, KeyFileError> {
+    if !path.exists() {
+        return Err(KeyFileError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "key file not found"),
+        });
+    }
+    load_or_create(path, || [0; 32])
+}
+
 /// Loads the node key from `path`, creating it from `fresh_seed` (0600) when absent.
 pub fn load_or_create(
     path: &Path,

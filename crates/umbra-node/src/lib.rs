@@ -14,18 +14,21 @@
 //! | [`http`] | routers of the HTTPS and admin ports |
 //! | [`metrics`], [`ratelimit`] | Prometheus metrics, per-IP token buckets |
 //! | [`node`] | starting and stopping a node in-process |
+//! | [`onion`] | onion requests: client entry, hop relay, destination, proxy |
+//! | [`daemon`] | the `umbrad` command line (also `umbra node`) |
 //!
-//! The `umbrad` binary (`src/bin/umbrad.rs`) only parses flags and the
-//! config file, sets up logging and calls [`node::start`].
+//! The `umbrad` binary (`src/bin/umbrad.rs`) only calls [`daemon::run`].
 
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod daemon;
 pub mod fanout;
 pub mod http;
 pub mod keyfile;
 pub mod metrics;
 pub mod node;
+pub mod onion;
 pub mod peer;
 pub mod ratelimit;
 pub mod registry;

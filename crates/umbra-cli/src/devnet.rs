@@ -1,0 +1,161 @@
+//! `umbra devnet …`: a local Umbra network of `umbra node` processes
+//! (`up` in the foreground until Ctrl-C; `status`, `down`, `add-node`,
+//! `remove-node` from another terminal), and `umbra node`, which runs one
+//! service node (the same code as `umbrad`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use umbra_devnet::{Devnet, DevnetOptions, Mode};
+
+/// `umbra devnet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DevnetCommand {
+    /// Start N nodes with a signed registry and stay in the foreground until Ctrl-C.
+    Up(UpArgs),
+    /// Show every node of a running devnet and the epoch it holds.
+    Status(DirArg),
+    /// Stop every node of a running devnet.
+    Down(DirArg),
+    /// Start one more node and publish a registry epoch listing it.
+    AddNode(DirArg),
+    /// Publish a registry epoch without node INDEX, then stop it.
+    RemoveNode {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The node's index (see `umbra devnet status`).
+        index: usize,
+    },
+}
+
+/// Options of `umbra devnet up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 12)]
+    nodes: usize,
+    /// Directory for keys, data, registry, logs, `network.json` and `nodes.json`.
+    #[arg(long)]
+    dir: PathBuf,
+    /// First HTTPS port (node i listens on base + i); 0 picks free ports.
+    #[arg(long, default_value_t = 0)]
+    base_port: u16,
+    /// Minimum swarm size of the devnet.
+    #[arg(long, default_value_t = 3)]
+    swarm_size_hint: usize,
+}
+
+/// The devnet directory.
+#[derive(Debug, Args)]
+pub struct DirArg {
+    /// The devnet directory given to `umbra devnet up`.
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Runs a devnet command.
+pub fn run(cmd: DevnetCommand) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        match cmd {
+            DevnetCommand::Up(a) => up(a).await,
+            DevnetCommand::Status(d) => status(&d.dir).await,
+            DevnetCommand::Down(d) => {
+                let n = umbra_devnet::down_dir(&d.dir)?;
+                println!("stopped {n} node(s)");
+                Ok(())
+            }
+            DevnetCommand::AddNode(d) => {
+                let mut net = Devnet::attach(&d.dir)?;
+                let i = net.add_node().await?;
+                println!("node {i} added; registry epoch {}", net.registry().epoch());
+                net.detach();
+                Ok(())
+            }
+            DevnetCommand::RemoveNode { dir, index } => {
+                let mut net = Devnet::attach(&dir.dir)?;
+                net.remove_node(index).await?;
+                println!(
+                    "node {index} removed; registry epoch {}",
+                    net.registry().epoch()
+                );
+                net.detach();
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn up(a: UpArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the umbra executable")?;
+    let opts = DevnetOptions {
+        nodes: a.nodes,
+        dir: a.dir.clone(),
+        base_port: a.base_port,
+        swarm_size_hint: a.swarm_size_hint,
+        mode: Mode::Processes { exe },
+    };
+    eprintln!("starting {} nodes in {} …", a.nodes, a.dir.display());
+    let net = Devnet::up(opts).await?;
+    print_table(&net);
+    println!(
+        "ready: registry epoch {} in {}",
+        net.registry().epoch(),
+        a.dir.join("registry").display()
+    );
+    println!(
+        "network: {}   nodes: {}",
+        a.dir.join("network.json").display(),
+        a.dir.join("nodes.json").display()
+    );
+    println!("press Ctrl-C to stop");
+    umbra_node::daemon::shutdown_signal().await;
+    eprintln!("stopping …");
+    net.down().await;
+    Ok(())
+}
+
+fn print_table(net: &Devnet) {
+    let doc = net.registry();
+    println!("{:<6} {:<22} {:<18} swarm", "node", "address", "ed25519");
+    for (swarm, members) in doc.swarms() {
+        for r in members {
+            println!(
+                "{:<6} {:<22} {:<18} {}",
+                (0..net.len())
+                    .find(|&i| net.node_addr(i).key == r.ed25519)
+                    .map_or("?".into(), |i| i.to_string()),
+                format!("{}:{}", r.ipv4, r.https_port),
+                format!("{}…", &hex::encode(r.ed25519.as_bytes())[..12]),
+                swarm
+            );
+        }
+    }
+}
+
+async fn status(dir: &std::path::Path) -> anyhow::Result<()> {
+    let rows = umbra_devnet::status(dir).await?;
+    println!(
+        "{:<6} {:<22} {:<8} {:<8} epoch",
+        "node", "address", "listed", "state"
+    );
+    for (m, info) in rows {
+        let (state, epoch) = match info {
+            Some(v) => ("up", v["epoch"].to_string()),
+            None => ("down", "-".into()),
+        };
+        println!(
+            "{:<6} {:<22} {:<8} {:<8} {}",
+            m.index, m.addr, m.listed, state, epoch
+        );
+    }
+    Ok(())
+}
