@@ -1,0 +1,15 @@
+//! `umbra-client`: everything a user's device does, as a library the CLI,
+//! the terminal UI, the daemon and the tests share.
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`profile`] | the profile directory: lock, keys, the local store's key (optionally wrapped by a passphrase) |
+//! | [`store`] | the local store: messages, conversations, contacts, settings, seen hashes — encrypted at rest |
+//! | [`net`] | onion requests through guard paths (driving `umbra_proto::path`), swarm lookup, network time |
+//! | [`client`] | send, sync, requests and blocking, receipts, typing, disappearing messages, unsend |
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod net;
+pub mod profile;
+pub mod store;
