@@ -10,9 +10,12 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use umbra_proto::rpc::limits::MAX_BODY_BYTES;
-use umbra_proto::rpc::node_req::{MAX_PUSH_BODY, PATH_PING, PATH_PUSH, PATH_SINCE, PATH_SWARM};
+use umbra_proto::rpc::node_req::{
+    MAX_PUSH_BODY, PATH_ONION, PATH_PING, PATH_PUSH, PATH_SINCE, PATH_SWARM,
+};
 use umbra_proto::rpc::{StatusCode, Via};
 
+use crate::onion;
 use crate::peer;
 use crate::rpc::{self, Reply};
 use crate::state::Node;
@@ -94,6 +97,14 @@ pub fn public_router(node: Node) -> Router {
         .route(
             PATH_PUSH,
             post(peer::push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY + 1024)),
+        )
+        .route(
+            onion::PATH_ENTRY,
+            post(onion::entry).layer(DefaultBodyLimit::max(onion::MAX_ONION_BODY)),
+        )
+        .route(
+            PATH_ONION,
+            post(onion::relay).layer(DefaultBodyLimit::max(onion::MAX_ONION_BODY)),
         )
         .route(PATH_SINCE, post(peer::since))
         .route(PATH_PING, post(peer::ping))

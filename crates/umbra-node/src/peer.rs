@@ -32,7 +32,7 @@ pub const HEADER_NEXT_SEQ: &str = "X-Umbra-Next-Seq";
 pub const HEADER_MORE: &str = "X-Umbra-More";
 
 /// Checks the §8.2 headers and §8.3 rules; returns the sender's record.
-async fn authenticate(
+pub(crate) async fn authenticate(
     node: &Node,
     headers: &HeaderMap,
     path: &str,
