@@ -15,6 +15,7 @@ pub mod aead;
 pub mod ed25519;
 mod error;
 pub mod hash;
+pub mod kdf;
 pub mod pkcs8;
 pub mod sealed;
 pub mod x25519;
