@@ -43,6 +43,8 @@ pub struct TestNet {
     pub keys: Vec<Ed25519Keypair>,
     pub doc: Option<RegistryDocument>,
     pub client: NodeClient,
+    /// Applied to every node's configuration (start and restart).
+    pub tweak: fn(&mut NodeConfig),
 }
 
 fn node_seed(i: usize) -> [u8; 32] {
@@ -55,6 +57,11 @@ fn node_seed(i: usize) -> [u8; 32] {
 impl TestNet {
     /// Starts `n` nodes and publishes epoch 1 listing all of them.
     pub async fn start(n: usize) -> TestNet {
+        Self::start_with(n, |_| {}).await
+    }
+
+    /// Like [`TestNet::start`], with `tweak` applied to every node's config.
+    pub async fn start_with(n: usize, tweak: fn(&mut NodeConfig)) -> TestNet {
         let registry_key = Ed25519Keypair::from_seed(&[0xEE; 32]);
         let network = NetworkConfig {
             name: "test".into(),
@@ -73,6 +80,7 @@ impl TestNet {
             keys: Vec::new(),
             doc: None,
             client: NodeClient::default(),
+            tweak,
         };
         for _ in 0..n {
             net.add_node().await;
@@ -86,14 +94,16 @@ impl TestNet {
     }
 
     pub fn config(&self, i: usize, listen: SocketAddr) -> NodeConfig {
-        NodeConfig {
+        let mut cfg = NodeConfig {
             data_dir: self.data_dir(i),
             listen,
             sweep_interval_ms: 200,
             catchup_interval_ms: 300,
             registry_poll_ms: 100,
             ..NodeConfig::default()
-        }
+        };
+        (self.tweak)(&mut cfg);
+        cfg
     }
 
     /// Starts one more node (not yet in the registry); returns its index.
@@ -144,6 +154,13 @@ impl TestNet {
     /// Publishes the next epoch listing `members`: written to every node's
     /// registry file and offered to every running node.
     pub async fn publish(&mut self, members: &[usize]) -> RegistryDocument {
+        let doc = self.build_doc(members, now_ms());
+        self.publish_doc(doc).await
+    }
+
+    /// The next epoch listing `members`, issued at `at`, signed but not
+    /// published. The assignment depends on `at` (through the epoch hash).
+    pub fn build_doc(&self, members: &[usize], at: u64) -> RegistryDocument {
         let records = members.iter().map(|&i| {
             NodeRecord::sign(
                 &self.keys[i],
@@ -153,17 +170,38 @@ impl TestNet {
             )
             .unwrap()
         });
-        let at = now_ms();
         let b = match &self.doc {
             Some(prev) => prev.next_builder(at),
             None => RegistryDocument::builder(1, at),
         };
-        let doc = b
-            .params(PARAMS)
+        b.params(PARAMS)
             .nodes(records)
             .build()
             .unwrap()
-            .signed(&self.registry_key);
+            .signed(&self.registry_key)
+    }
+
+    /// Publishes the next epoch listing `members`, choosing among candidate
+    /// issue times one whose assignment satisfies `wanted` (which gets the
+    /// candidate and the document in force). Panics if none does.
+    pub async fn publish_where(
+        &mut self,
+        members: &[usize],
+        wanted: impl Fn(&RegistryDocument, &RegistryDocument) -> bool,
+    ) -> RegistryDocument {
+        let at = now_ms();
+        for k in 0..500 {
+            let doc = self.build_doc(members, at + k);
+            if wanted(&doc, self.doc()) {
+                return self.publish_doc(doc).await;
+            }
+        }
+        panic!("no assignment of {members:?} satisfies the test's condition");
+    }
+
+    /// Writes `doc` to every node's registry file and offers it to every
+    /// running node.
+    pub async fn publish_doc(&mut self, doc: RegistryDocument) -> RegistryDocument {
         let bytes = doc.encode();
         for i in 0..self.nodes.len() {
             std::fs::write(self.data_dir(i).join("registry"), &bytes).unwrap();
@@ -212,6 +250,61 @@ impl TestNet {
 
     pub fn node(&self, i: usize) -> &NodeHandle {
         self.nodes[i].as_ref().unwrap()
+    }
+
+    /// Indices of the members of the swarm owning `account` under `doc`.
+    pub fn owners_in(&self, doc: &RegistryDocument, account: &AccountId) -> Vec<usize> {
+        let members: Vec<_> = doc
+            .members_for(account)
+            .into_iter()
+            .map(|r| r.ed25519)
+            .collect();
+        (0..self.keys.len())
+            .filter(|&i| members.contains(&self.keys[i].public()))
+            .collect()
+    }
+
+    /// The `data` of every unexpired message node `i` holds for `account`,
+    /// in every namespace, read from its database (works for accounts the
+    /// node no longer owns, which `retrieve` would answer with `421`).
+    pub async fn held(&self, i: usize, account: &AccountId) -> Vec<Vec<u8>> {
+        self.node(i)
+            .node
+            .store
+            .messages_for_push(account, now_ms())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.data)
+            .collect()
+    }
+
+    /// The node index whose Ed25519 key is `hex_key`.
+    pub fn index_of(&self, hex_key: &str) -> usize {
+        (0..self.keys.len())
+            .find(|&i| hex::encode(self.keys[i].public().as_bytes()) == hex_key)
+            .unwrap_or_else(|| panic!("{hex_key} is not a test node"))
+    }
+
+    /// Every message of namespace 0 of `keys`' account that node `i` returns,
+    /// following `more`/`last_hash` pages.
+    pub async fn retrieve_all(&self, i: usize, keys: &AccountKeys) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut last: Option<String> = None;
+        loop {
+            let mut req = retrieve_req(keys, now_ms());
+            if let Some(h) = &last {
+                req["params"]["last_hash"] = json!(h);
+            }
+            let (status, body) = self.rpc(i, &req).await;
+            assert_eq!(status, 200, "retrieve from node {i}: {body}");
+            out.extend(retrieved_data(&body));
+            let msgs = body["messages"].as_array().unwrap();
+            if body["more"] != json!(true) || msgs.is_empty() {
+                return out;
+            }
+            last = Some(msgs.last().unwrap()["hash"].as_str().unwrap().to_string());
+        }
     }
 }
 
@@ -292,4 +385,24 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The per-node entries of a recursive method's `swarm` map (§8.2), each
+/// parsed as `T` and paired with the index of the node whose key it is
+/// under. Panics on a failed entry.
+pub fn swarm_entries<T: serde::de::DeserializeOwned>(
+    net: &TestNet,
+    body: &Value,
+) -> Vec<(usize, T)> {
+    body["swarm"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no swarm map in {body}"))
+        .iter()
+        .map(|(k, v)| {
+            assert!(v.get("failed").is_none(), "member {k} failed: {v}");
+            let t = serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("entry of {k} ({v}) does not parse: {e}"));
+            (net.index_of(k), t)
+        })
+        .collect()
 }

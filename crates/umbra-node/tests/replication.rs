@@ -1,0 +1,288 @@
+//! Replication between real nodes (`swarms.md` §6, §7, §10): a member that
+//! missed stores while down ends up holding them (catch-up marks pushed
+//! every `catchup_interval_ms`, and the `/node/v1/since` pull on start), a
+//! node that joins a swarm through a new registry epoch receives the swarm's
+//! messages, and an account re-mapped to another swarm moves there and is
+//! dropped by the nodes that no longer own it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn set(v: Vec<Vec<u8>>) -> BTreeSet<Vec<u8>> {
+    v.into_iter().collect()
+}
+
+fn key_bytes(net: &TestNet, i: usize) -> [u8; 32] {
+    *net.keys[i].public().as_bytes()
+}
+
+async fn marks_for(net: &TestNet, at: usize, peer: usize) -> Vec<u64> {
+    let want = key_bytes(net, peer);
+    net.node(at)
+        .node
+        .store
+        .catchup_marks()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| *k == want)
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Stores `count` messages for `to` through node `entry`, checking that
+/// every member but `down` acknowledged and that `down`'s entry failed.
+async fn store_while_down(
+    net: &TestNet,
+    entry: usize,
+    down: usize,
+    to: &umbra_proto::identity::AccountKeys,
+    tag: &str,
+    count: usize,
+) -> BTreeSet<Vec<u8>> {
+    let down_key = hex::encode(net.keys[down].public().as_bytes());
+    let mut sent = BTreeSet::new();
+    for n in 0..count {
+        let data = format!("{tag} message {n}").into_bytes();
+        let (status, body) = net
+            .rpc(
+                entry,
+                &store_req(&to.account_id(), &data, now_ms(), 600_000),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["swarm"][&down_key]["failed"],
+            json!(true),
+            "the stopped member cannot have answered: {body}"
+        );
+        sent.insert(data);
+    }
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_was_down_gets_the_messages_it_missed() {
+    let mut net = TestNet::start(4).await;
+    let bob = account(11);
+    let owners = net.owners(&bob.account_id());
+    assert!(owners.len() >= 2, "swarm of {owners:?}");
+    let (a, b) = (owners[0], owners[1]);
+
+    net.stop(b).await;
+    let sent = store_while_down(&net, a, b, &bob, "rejoin", 5).await;
+    // §6: the entry node marked the member that missed the stores.
+    assert_eq!(
+        marks_for(&net, a, b).await.len(),
+        1,
+        "no catch-up mark for B"
+    );
+
+    net.restart(b).await;
+    assert!(
+        eventually(WAIT, || async {
+            set(net.retrieve_all(b, &bob).await) == sent
+        })
+        .await,
+        "the rejoined member holds {:?}",
+        net.retrieve_all(b, &bob).await.len()
+    );
+    // Once a catch-up round is acknowledged the mark is cleared.
+    assert!(
+        eventually(WAIT, || async { marks_for(&net, a, b).await.is_empty() }).await,
+        "catch-up mark never cleared"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_marks_survive_a_restart_of_the_entry_node() {
+    let mut net = TestNet::start(2).await;
+    let bob = account(12);
+    let owners = net.owners(&bob.account_id());
+    assert_eq!(owners.len(), 2);
+    let (a, b) = (owners[0], owners[1]);
+
+    net.stop(b).await;
+    let sent = store_while_down(&net, a, b, &bob, "marked", 3).await;
+    // A goes down too, B comes back: B's pull from A fails, so only A's
+    // durable mark can bring B the messages.
+    net.stop(a).await;
+    net.restart(b).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        net.held(b, &bob.account_id()).await.is_empty(),
+        "B got the messages with A down"
+    );
+
+    net.restart(a).await;
+    assert_eq!(
+        marks_for(&net, a, b).await.len(),
+        1,
+        "the mark did not survive A's restart"
+    );
+    assert!(
+        eventually(WAIT, || async {
+            set(net.retrieve_all(b, &bob).await) == sent
+        })
+        .await,
+        "A's catch-up push never reached B"
+    );
+    assert!(eventually(WAIT, || async { marks_for(&net, a, b).await.is_empty() }).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarting_member_pulls_what_it_missed() {
+    let mut net = TestNet::start(2).await;
+    let bob = account(13);
+    let owners = net.owners(&bob.account_id());
+    assert_eq!(owners.len(), 2);
+    let (a, b) = (owners[0], owners[1]);
+
+    let (status, _) = net
+        .rpc(
+            a,
+            &store_req(&bob.account_id(), b"before", now_ms(), 600_000),
+        )
+        .await;
+    assert_eq!(status, 200);
+    net.stop(b).await;
+    let mut sent = store_while_down(&net, a, b, &bob, "pulled", 4).await;
+    sent.insert(b"before".to_vec());
+    // Without the mark only the pull on start (`/node/v1/since`) can help.
+    net.node(a)
+        .node
+        .store
+        .clear_catchup_mark(key_bytes(&net, b))
+        .await
+        .unwrap();
+    net.restart(b).await;
+    assert!(
+        eventually(WAIT, || async {
+            set(net.retrieve_all(b, &bob).await) == sent
+        })
+        .await,
+        "the pull on start did not bring the missed messages"
+    );
+    assert!(marks_for(&net, a, b).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_change_hands_messages_over_and_old_owners_drop_them() {
+    let mut net = TestNet::start(4).await;
+    let accounts: Vec<_> = (40..56u8).map(account).collect();
+    for a in &accounts {
+        let data = format!("for {}", a.account_id()).into_bytes();
+        let entry = net.owners(&a.account_id())[0];
+        let (status, body) = net
+            .rpc(entry, &store_req(&a.account_id(), &data, now_ms(), 600_000))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let old = net.doc().clone();
+    let newcomer = net.add_node().await;
+    let ids: Vec<_> = accounts.iter().map(|a| a.account_id()).collect();
+    // An epoch where the newcomer shares a swarm with stored messages and
+    // where some account loses one of its old owners.
+    let keys = net.keys.clone();
+    let owners_in = |doc: &umbra_proto::swarm::RegistryDocument, a| -> Vec<usize> {
+        let m: Vec<_> = doc.members_for(a).into_iter().map(|r| r.ed25519).collect();
+        (0..keys.len())
+            .filter(|&i| m.contains(&keys[i].public()))
+            .collect()
+    };
+    let new = net
+        .publish_where(&[0, 1, 2, 3, newcomer], |new, old| {
+            let joined = ids.iter().any(|a| owners_in(new, a).contains(&newcomer));
+            let moved = ids.iter().any(|a| {
+                let w = owners_in(new, a);
+                owners_in(old, a).iter().any(|o| !w.contains(o))
+            });
+            joined && moved
+        })
+        .await;
+
+    let mut checked_join = 0;
+    let mut checked_drop = 0;
+    for a in &accounts {
+        let id = a.account_id();
+        let data = format!("for {id}").into_bytes();
+        let o = net.owners_in(&old, &id);
+        let w = net.owners_in(&new, &id);
+        // Every new owner ends up holding the message (§7.1).
+        for &m in &w {
+            assert!(
+                eventually(WAIT, || async {
+                    net.retrieve_all(m, a).await == vec![data.clone()]
+                })
+                .await,
+                "new owner {m} of {id} (old {o:?}, new {w:?}) lacks its message"
+            );
+            if m == newcomer {
+                checked_join += 1;
+            }
+        }
+        // An old owner outside the new swarm answers 421 and, once enough
+        // new owners hold the message, drops its copy (§10).
+        for &gone in o.iter().filter(|x| !w.contains(x)) {
+            let (status, _) = net.rpc(gone, &retrieve_req(a, now_ms())).await;
+            assert_eq!(status, 421, "old owner {gone} still serves {id}");
+            assert!(
+                eventually(WAIT, || async { net.held(gone, &id).await.is_empty() }).await,
+                "old owner {gone} of {id} (new {w:?}) kept its copy"
+            );
+            checked_drop += 1;
+        }
+    }
+    assert!(checked_join > 0 && checked_drop > 0);
+}
+
+/// `swarms.md` §6: "Deletions are caught up too … a deleted message never
+/// comes back." A member that was down during a `delete` must not serve the
+/// deleted message after it rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: tombstones are never pushed or pulled (see the H9 report)"]
+async fn a_delete_missed_while_down_is_caught_up() {
+    let mut net = TestNet::start(2).await;
+    let bob = account(14);
+    let owners = net.owners(&bob.account_id());
+    let (a, b) = (owners[0], owners[1]);
+    let (status, body) = net
+        .rpc(
+            a,
+            &store_req(&bob.account_id(), b"doomed", now_ms(), 600_000),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let hash = body["swarm"].as_object().unwrap().values().next().unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(net.retrieve_all(b, &bob).await, vec![b"doomed".to_vec()]);
+
+    net.stop(b).await;
+    let signed = format!("delete{hash}");
+    let del = json!({"method": "delete", "params": {
+        "pubkey": bob.account_id().to_string(),
+        "pubkey_ed25519": hex::encode(bob.ed25519_public().as_bytes()),
+        "messages": [hash],
+        "signature": sig(&bob, signed.as_bytes()),
+    }});
+    let (status, body) = net.rpc(a, &del).await;
+    assert_eq!(status, 200, "{body}");
+    net.restart(b).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            net.retrieve_all(b, &bob).await.is_empty()
+        })
+        .await,
+        "the deleted message came back on the member that missed the delete"
+    );
+}
