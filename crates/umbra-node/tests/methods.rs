@@ -373,7 +373,7 @@ async fn delete_expire_get_expiries_delete_all_batch_sequence() {
     let (status, body) = net.rpc(entry, &req).await;
     assert_eq!(status, 200, "{body}");
     for (_, r) in verify_expire(&req, &body) {
-        let mut want = vec![(h[1].clone(), e1), (h[2].clone(), e2)];
+        let mut want = [(h[1].clone(), e1), (h[2].clone(), e2)];
         want.sort();
         assert_eq!(
             r.updated

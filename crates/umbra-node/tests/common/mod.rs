@@ -189,14 +189,24 @@ impl TestNet {
         members: &[usize],
         wanted: impl Fn(&RegistryDocument, &RegistryDocument) -> bool,
     ) -> RegistryDocument {
+        let doc = self.choose_doc(members, wanted);
+        self.publish_doc(doc).await
+    }
+
+    /// The next epoch listing `members` whose assignment satisfies `wanted`
+    /// (see [`TestNet::publish_where`]), not yet published.
+    pub fn choose_doc(
+        &self,
+        members: &[usize],
+        wanted: impl Fn(&RegistryDocument, &RegistryDocument) -> bool,
+    ) -> RegistryDocument {
         let at = now_ms();
-        for k in 0..500 {
-            let doc = self.build_doc(members, at + k);
-            if wanted(&doc, self.doc()) {
-                return self.publish_doc(doc).await;
-            }
-        }
-        panic!("no assignment of {members:?} satisfies the test's condition");
+        (0..500)
+            .map(|k| self.build_doc(members, at + k))
+            .find(|doc| wanted(doc, self.doc()))
+            .unwrap_or_else(|| {
+                panic!("no assignment of {members:?} satisfies the test's condition")
+            })
     }
 
     /// Writes `doc` to every node's registry file and offers it to every
