@@ -836,3 +836,41 @@ async fn unpadded_and_short_onions_still_work() {
         assert!(reply.is_string());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_is_rate_limited_per_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = TestNet::start(1).await;
+    let config = umbra_node::NodeConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rate_limit_burst: 2,
+        rate_limit_per_sec: 1,
+        ..umbra_node::NodeConfig::default()
+    };
+    let h = umbra_node::start(
+        config,
+        &net.network,
+        std::sync::Arc::new(umbra_transport::SystemClock),
+    )
+    .await
+    .unwrap();
+    let addr = NodeAddr::new(h.addr, h.public());
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = net.client.post(&addr, ENTRY, b"x".to_vec()).await.unwrap();
+        statuses.push(r.status.as_u16());
+    }
+    // Two within the burst (refused for lack of a registry), then 429.
+    assert_eq!(statuses, vec![503, 503, 429]);
+    // Another source address has its own bucket.
+    let (status, _, _) = post_from(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+        &addr,
+        ENTRY,
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 503);
+    h.shutdown().await;
+}

@@ -1,0 +1,227 @@
+//! Onion relay throughput and latency on loopback (`shared/spec/onion.md`
+//! §3–7): four real nodes in this process (TLS, SQLite, signed registry);
+//! the client sends `info` requests
+//!
+//! - directly to node D (`POST /storage_rpc/v1`), and
+//! - as padded 3-hop onions guard → hop 2 → hop 3 → D (`POST /onion_req/v2`),
+//!
+//! and prints the round-trip p50/p99 of each (sequential requests), then the
+//! onion layers relayed per second with many onions in flight (summed from
+//! the nodes' `onion_hops` counters). Onions are built before the clock
+//! starts, so client-side building is not measured.
+//!
+//! `cargo run --release -p umbra-node --example onion_bench -- [sequential] [concurrent] [in_flight]`
+//! (defaults: 500 sequential requests of each kind, 4000 concurrent onions,
+//! 64 in flight).
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use umbra_crypto::Ed25519Keypair;
+use umbra_node::NodeConfig;
+use umbra_proto::network::{NetworkConfig, SwarmParamsJson};
+use umbra_proto::onion::{
+    BuiltOnion, EncType, LayerRandom, NodeRequestOptions, OnionDestination, PathNode, ReplyOutcome,
+    build_padded_onion, open_node_reply,
+};
+use umbra_proto::rpc::encoding::Ed25519Hex;
+use umbra_proto::swarm::{NodeRecord, RegistryDocument, SwarmParams};
+use umbra_transport::{NodeAddr, NodeClient, SystemClock};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const PARAMS: SwarmParams = SwarmParams {
+    min_swarm_size: 2,
+    excess_base: 2,
+    ideal_swarm_margin: 1,
+    new_swarm_size: 2,
+};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "{name:<22} n={:<5} p50={:>8.3} ms  p99={:>8.3} ms",
+        samples.len(),
+        percentile(&samples, 0.50).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+    );
+}
+
+fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sequential: usize = args.first().map_or(Ok(500), |a| a.parse())?;
+    let concurrent: usize = args.get(1).map_or(Ok(4000), |a| a.parse())?;
+    let in_flight: usize = args.get(2).map_or(Ok(64), |a| a.parse())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(sequential, concurrent, in_flight))
+}
+
+async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(), BoxError> {
+    let dir = tempfile::tempdir()?;
+    let registry_key = Ed25519Keypair::from_seed(&[0xEE; 32]);
+    let network = NetworkConfig {
+        name: "bench".into(),
+        registry_keys: vec![Ed25519Hex(registry_key.public())],
+        threshold: 1,
+        swarm_params: Some(SwarmParamsJson::from(PARAMS)),
+        registry_urls: vec![],
+        seed_nodes: vec![],
+    };
+    let mut nodes = Vec::new();
+    let mut keys = Vec::new();
+    for i in 0..4u8 {
+        let data_dir = dir.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&data_dir)?;
+        let kp = umbra_node::keyfile::load_or_create(&data_dir.join("node.key"), || [i + 1; 32])?;
+        let config = NodeConfig {
+            data_dir,
+            listen: "127.0.0.1:0".parse()?,
+            rate_limit_burst: 1_000_000,
+            rate_limit_per_sec: 1_000_000,
+            ..NodeConfig::default()
+        };
+        nodes.push(umbra_node::start(config, &network, Arc::new(SystemClock)).await?);
+        keys.push(kp);
+    }
+    let mut records = Vec::new();
+    for (h, kp) in nodes.iter().zip(&keys) {
+        records.push(NodeRecord::sign(
+            kp,
+            Ipv4Addr::LOCALHOST,
+            h.addr.port(),
+            [0, 1, 0],
+        )?);
+    }
+    let doc = RegistryDocument::builder(1, now_ms())
+        .params(PARAMS)
+        .nodes(records)
+        .build()?
+        .signed(&registry_key);
+    let bytes = doc.encode();
+    for h in &nodes {
+        h.node.offer_registry(&bytes)?;
+    }
+    let addr = |i: usize| NodeAddr::new(nodes[i].addr, keys[i].public());
+    let path_node = |i: usize| -> Result<PathNode, BoxError> {
+        let rec = doc.node(&keys[i].public()).ok_or("node not listed")?;
+        Ok(PathNode {
+            ed25519: rec.ed25519.to_bytes(),
+            x25519: rec.x25519()?,
+        })
+    };
+    let hops = [path_node(0)?, path_node(1)?, path_node(2)?];
+    let dest = OnionDestination::Node {
+        node: path_node(3)?,
+        options: NodeRequestOptions::default(),
+    };
+    let info = br#"{"method":"info","params":{}}"#;
+    let build = || -> Result<BuiltOnion, BoxError> {
+        let random: Vec<LayerRandom> = (0..4)
+            .map(|_| {
+                LayerRandom::new(
+                    umbra_crypto::random_bytes::<32>(),
+                    umbra_crypto::random_bytes::<24>(),
+                )
+            })
+            .collect();
+        Ok(build_padded_onion(
+            EncType::XChaCha20,
+            info,
+            &hops,
+            &dest,
+            &random,
+        )?)
+    };
+    let client = NodeClient::default();
+    let (guard, d) = (addr(0), addr(3));
+
+    // Warm up every pooled connection.
+    for _ in 0..20 {
+        client.post(&d, "/storage_rpc/v1", &info[..]).await?;
+        let o = build()?;
+        client.post(&guard, "/onion_req/v2", o.body).await?;
+    }
+
+    let mut direct = Vec::with_capacity(sequential);
+    for _ in 0..sequential {
+        let t = Instant::now();
+        let r = client.post(&d, "/storage_rpc/v1", &info[..]).await?;
+        direct.push(t.elapsed());
+        if r.status != 200 {
+            return Err(format!("direct info answered {}", r.status).into());
+        }
+    }
+    let onions: Vec<BuiltOnion> = (0..sequential).map(|_| build()).collect::<Result<_, _>>()?;
+    let mut onion = Vec::with_capacity(sequential);
+    for o in onions {
+        let t = Instant::now();
+        let r = client.post(&guard, "/onion_req/v2", o.body.clone()).await?;
+        onion.push(t.elapsed());
+        match open_node_reply(&o.reply_key, r.status.as_u16(), &r.body) {
+            ReplyOutcome::Reply(rep) if rep.status == 200 => {}
+            other => return Err(format!("onion reply: {other:?}").into()),
+        }
+    }
+    report("direct info", direct);
+    report("3-hop onion info", onion);
+
+    // Throughput: `concurrent` onions, `in_flight` at a time.
+    let hops_before: u64 = nodes.iter().map(|h| h.node.metrics.onion_hops.get()).sum();
+    let onions: Vec<BuiltOnion> = (0..concurrent).map(|_| build()).collect::<Result<_, _>>()?;
+    let queue = Arc::new(std::sync::Mutex::new(onions));
+    let t = Instant::now();
+    let workers: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let queue = queue.clone();
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut ok = 0u64;
+                loop {
+                    let next = queue.lock().map(|mut q| q.pop()).ok().flatten();
+                    let Some(o) = next else { break };
+                    if let Ok(r) = client.post(&guard, "/onion_req/v2", o.body).await
+                        && r.status == 200
+                    {
+                        ok += 1;
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for w in workers {
+        ok += w.await?;
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    let hops_after: u64 = nodes.iter().map(|h| h.node.metrics.onion_hops.get()).sum();
+    let relayed = hops_after - hops_before;
+    println!(
+        "concurrent onions     {ok}/{concurrent} ok in {elapsed:.2} s ({:.0} onions/s, {in_flight} in flight)",
+        ok as f64 / elapsed
+    );
+    println!(
+        "layers relayed        {relayed} ({:.0} relayed layers/s; {:.0} peeled layers/s incl. the destination)",
+        relayed as f64 / elapsed,
+        (relayed + ok) as f64 / elapsed
+    );
+    for h in nodes {
+        h.shutdown().await;
+    }
+    Ok(())
+}
