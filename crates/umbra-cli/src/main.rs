@@ -8,6 +8,7 @@
 //! Errors are printed to stderr as `umbra: error: …` with exit status 1;
 //! normal output goes to stdout.
 
+mod demo;
 mod devnet;
 mod keys;
 
@@ -32,6 +33,8 @@ enum Command {
     /// Run a local Umbra network (nodes, registry) for development and tests.
     #[command(subcommand)]
     Devnet(devnet::DevnetCommand),
+    /// See the whole network work on this machine, step by step (12 local nodes, Alice and Bob).
+    Demo(demo::DemoArgs),
     /// Run one service node (the same program as `umbrad`).
     Node(umbra_node::daemon::DaemonArgs),
 }
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Devnet(cmd) => devnet::run(cmd),
+        Command::Demo(args) => demo::run(args),
         Command::Node(args) => umbra_node::daemon::run(args).map_err(anyhow::Error::from),
     };
     match result {

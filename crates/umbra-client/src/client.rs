@@ -1,1 +1,781 @@
-//! (placeholder: being written)
+//! The messaging client (`messages.md` §5, §7–14): sending (recipient copy
+//! and sync copy through onion paths), syncing (poll, decrypt, de-duplicate,
+//! apply), message requests and blocking, read receipts and typing
+//! indicators (off by default), disappearing messages, and unsend.
+//!
+//! All decisions about what a message means happen here; the store
+//! ([`crate::store`]) only keeps state and the network ([`crate::net`]) only
+//! carries requests.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use umbra_proto::identity::{AccountId, AccountKeys};
+use umbra_proto::message::protos::{
+    DataMessage, MessageRequestResponse, ReceiptMessage, TypingMessage, UnsendRequest, content,
+    receipt_message, typing_message,
+};
+use umbra_proto::message::{Content, Opened, open_envelope, seal_content};
+use umbra_proto::network::NetworkConfig;
+use umbra_proto::path::{GuardState, PathConfig};
+use umbra_transport::{Clock, SystemClock};
+
+use crate::net::{NetError, Network, RpcReply};
+use crate::profile::Profile;
+use crate::store::{
+    Direction, Disappearing, DisappearingMode, Message, MessageStatus, NewMessage, StoreError,
+};
+
+/// The default TTL of a stored message: 14 days.
+pub const DEFAULT_TTL_MS: u64 = 14 * 86_400_000;
+/// TTL of typing indicators.
+pub const TYPING_TTL_MS: u64 = 20_000;
+/// The longest disappearing timer a receiver honours (§14.1), seconds.
+pub const MAX_TIMER_S: u32 = 1_209_600;
+
+const GUARDS_BLOB: &str = "guards";
+const REGISTRY_BLOB: &str = "registry";
+
+/// A client failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The network could not carry the request.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The local store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A node refused the request.
+    #[error("the swarm refused the request ({status}): {text}")]
+    Refused {
+        /// The RPC status.
+        status: u16,
+        /// The node's text.
+        text: String,
+    },
+    /// Encrypting a message failed.
+    #[error("cannot encrypt the message: {0}")]
+    Encrypt(String),
+    /// A user error (unknown message, blocked peer, …).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What one `sync` brought.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// New visible messages stored (including sync copies of our own).
+    pub new_messages: usize,
+    /// Messages that were requests (from unknown accounts).
+    pub new_requests: usize,
+    /// Read receipts applied.
+    pub receipts: usize,
+    /// Unsend requests applied.
+    pub unsent: usize,
+    /// Blobs that could not be decrypted or verified (dropped).
+    pub undecryptable: usize,
+    /// Messages from blocked accounts (dropped).
+    pub blocked: usize,
+    /// Peers currently typing (typing indicators on).
+    pub typing: Vec<AccountId>,
+}
+
+/// A message just sent.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Its sent time `T`.
+    pub timestamp_ms: u64,
+    /// The route of the recipient copy: guard, hop, hop, destination (Ed25519 keys).
+    pub route: Vec<[u8; 32]>,
+    /// Swarm members whose result verified.
+    pub accepted_by: usize,
+}
+
+/// One client: a profile and its network.
+pub struct Client {
+    profile: Profile,
+    net: Network,
+}
+
+fn data_message(body: Option<String>) -> DataMessage {
+    DataMessage {
+        body,
+        ..DataMessage::default()
+    }
+}
+
+fn expiration(content: &mut Content, d: Disappearing) {
+    match d.mode {
+        DisappearingMode::Off => {}
+        DisappearingMode::AfterRead => {
+            content.expiration_type = Some(content::ExpirationType::DeleteAfterRead as i32);
+            content.expiration_timer = Some(d.timer_s);
+        }
+        DisappearingMode::AfterSend => {
+            content.expiration_type = Some(content::ExpirationType::DeleteAfterSend as i32);
+            content.expiration_timer = Some(d.timer_s);
+        }
+    }
+}
+
+fn disappearing_of(content: &Content) -> Disappearing {
+    let timer_s = content.expiration_timer.unwrap_or(0).min(MAX_TIMER_S);
+    let mode = match content.expiration_type {
+        Some(t) if t == content::ExpirationType::DeleteAfterRead as i32 && timer_s > 0 => {
+            DisappearingMode::AfterRead
+        }
+        Some(t) if t == content::ExpirationType::DeleteAfterSend as i32 && timer_s > 0 => {
+            DisappearingMode::AfterSend
+        }
+        _ => DisappearingMode::Off,
+    };
+    Disappearing {
+        mode,
+        timer_s: if mode == DisappearingMode::Off {
+            0
+        } else {
+            timer_s
+        },
+    }
+}
+
+fn is_timer_update(dm: &DataMessage) -> bool {
+    dm.flags.unwrap_or(0) & 2 != 0
+}
+
+impl Client {
+    /// Opens the client of `profile` on `network`.
+    pub fn open(
+        profile: Profile,
+        network: NetworkConfig,
+        path_config: PathConfig,
+    ) -> Result<Client, ClientError> {
+        Self::open_with_clock(profile, network, path_config, Arc::new(SystemClock))
+    }
+
+    /// As [`Client::open`], with a given clock (tests).
+    pub fn open_with_clock(
+        profile: Profile,
+        network: NetworkConfig,
+        path_config: PathConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Client, ClientError> {
+        let guards = profile
+            .store()
+            .blob(GUARDS_BLOB)?
+            .and_then(|b| serde_json::from_slice::<GuardState>(&b).ok());
+        let registry = profile.store().blob(REGISTRY_BLOB)?;
+        let net = Network::new(
+            network,
+            path_config,
+            guards.as_ref(),
+            registry.as_deref(),
+            clock,
+        )?;
+        Ok(Client { profile, net })
+    }
+
+    /// The account ID.
+    pub fn account_id(&self) -> AccountId {
+        self.profile.keys().account_id()
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The network layer.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    fn keys(&self) -> &AccountKeys {
+        self.profile.keys()
+    }
+
+    /// Saves the guards and the registry for the next start.
+    pub async fn persist(&self) -> Result<(), ClientError> {
+        if let Some(g) = self.net.take_guard_state().await
+            && let Ok(bytes) = serde_json::to_vec(&g)
+        {
+            self.profile.store().put_blob(GUARDS_BLOB, &bytes)?;
+        }
+        if let Some(r) = self.net.registry_bytes().await {
+            self.profile.store().put_blob(REGISTRY_BLOB, &r)?;
+        }
+        Ok(())
+    }
+
+    /// Network time in ms.
+    pub async fn now(&self) -> u64 {
+        self.net.network_now().await
+    }
+
+    /// Encrypts `content` (timestamp `t`) to `to` and stores it in `to`'s
+    /// swarm, namespace 0 (a public inbox: no signature).
+    async fn store_to(
+        &self,
+        to: &AccountId,
+        content: &Content,
+        t: u64,
+        ttl_ms: u64,
+    ) -> Result<RpcReply, ClientError> {
+        let blob = seal_content(
+            self.keys(),
+            to,
+            content,
+            t,
+            umbra_crypto::random_bytes::<32>(),
+        )
+        .map_err(|e| ClientError::Encrypt(e.to_string()))?;
+        let params = json!({
+            "pubkey": to.to_string(),
+            "timestamp": t,
+            "ttl": ttl_ms,
+            "data": STANDARD.encode(&blob),
+        });
+        let reply = self.net.storage_request(to, "store", params).await?;
+        if reply.status != 200 {
+            return Err(ClientError::Refused {
+                status: reply.status,
+                text: reply.error_text(),
+            });
+        }
+        Ok(reply)
+    }
+
+    /// Members of a `store` reply whose per-node result carries a hash.
+    fn accepted(reply: &RpcReply) -> (usize, Option<String>) {
+        let Some(swarm) = reply.body.get("swarm").and_then(Value::as_object) else {
+            return (0, None);
+        };
+        let mut n = 0;
+        let mut hash = None;
+        for r in swarm.values() {
+            if let Some(h) = r.get("hash").and_then(Value::as_str) {
+                n += 1;
+                hash = Some(h.to_string());
+            }
+        }
+        (n, hash)
+    }
+
+    /// Sends a control or visible message to `to` and, when `sync` is set,
+    /// a sync copy (with `syncTarget`) to our own swarm. Returns the reply to
+    /// the recipient copy and the hash of the sync copy.
+    async fn send_content(
+        &self,
+        to: &AccountId,
+        mut content: Content,
+        t: u64,
+        ttl_ms: u64,
+        sync: Option<u64>,
+    ) -> Result<(RpcReply, Option<String>), ClientError> {
+        let me = self.account_id();
+        let reply = if *to == me {
+            None
+        } else {
+            Some(self.store_to(to, &content, t, ttl_ms).await?)
+        };
+        let mut sync_hash = None;
+        if let Some(sync_ttl) = sync {
+            let dm = content
+                .data_message
+                .get_or_insert_with(DataMessage::default);
+            if *to != me {
+                dm.sync_target = Some(to.to_string());
+            }
+            let r = self.store_to(&me, &content, t, sync_ttl).await?;
+            sync_hash = Self::accepted(&r).1;
+            if reply.is_none() {
+                return Ok((r, sync_hash));
+            }
+        }
+        match reply {
+            Some(r) => Ok((r, sync_hash)),
+            None => Err(ClientError::Invalid("nothing to send".into())),
+        }
+    }
+
+    /// Sends a text message (`messages.md` §5.2, §9, §11.2 "Reply", §14).
+    pub async fn send_text(&self, to: &AccountId, text: &str) -> Result<Sent, ClientError> {
+        let store = self.profile.store();
+        if store.conversation(to)?.is_some_and(|c| c.blocked) {
+            return Err(ClientError::Invalid(
+                "that account is blocked; unblock it first".into(),
+            ));
+        }
+        let conv = store.conversation(to)?;
+        // Replying to a request accepts it first (§11.2).
+        if conv
+            .as_ref()
+            .is_some_and(|c| !c.approved_by_us && c.approved_us)
+        {
+            self.accept(to).await?;
+        }
+        let t = self.now().await;
+        let d = conv.map(|c| c.disappearing).unwrap_or_default();
+        let mut content = Content {
+            data_message: Some(data_message(Some(text.to_string()))),
+            ..Content::default()
+        };
+        expiration(&mut content, d);
+        let (recipient_ttl, sync_ttl) = match d.mode {
+            DisappearingMode::Off => (DEFAULT_TTL_MS, DEFAULT_TTL_MS),
+            DisappearingMode::AfterSend => {
+                (u64::from(d.timer_s) * 1000, u64::from(d.timer_s) * 1000)
+            }
+            DisappearingMode::AfterRead => (DEFAULT_TTL_MS, u64::from(d.timer_s) * 1000),
+        };
+        let me = self.account_id();
+        let id = store.insert_message(&NewMessage {
+            peer: *to,
+            direction: Direction::Out,
+            author: me,
+            timestamp_ms: t,
+            received_at_ms: t,
+            text: text.to_string(),
+            status: MessageStatus::Sending,
+            hash: None,
+            disappearing: d,
+            expires_at_ms: (d.mode != DisappearingMode::Off)
+                .then(|| t + u64::from(d.timer_s) * 1000),
+        })?;
+        store.set_approved_by_us(to, true)?;
+        let result = self
+            .send_content(to, content, t, recipient_ttl, Some(sync_ttl))
+            .await;
+        let Some(id) = id else {
+            return Err(ClientError::Invalid("duplicate message".into()));
+        };
+        match result {
+            Ok((reply, sync_hash)) => {
+                store.set_status(id, MessageStatus::Sent)?;
+                if let Some(h) = sync_hash {
+                    store.set_hash(id, &h)?;
+                }
+                let _ = self.persist().await;
+                Ok(Sent {
+                    timestamp_ms: t,
+                    route: reply.route.clone(),
+                    accepted_by: Self::accepted(&reply).0,
+                })
+            }
+            Err(e) => {
+                store.set_status(id, MessageStatus::Failed)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Accepts a message request (§11.2): tells the requester and our other devices.
+    pub async fn accept(&self, peer: &AccountId) -> Result<(), ClientError> {
+        let t = self.now().await;
+        let content = Content {
+            message_request_response: Some(MessageRequestResponse {
+                is_approved: true,
+                ..Default::default()
+            }),
+            ..Content::default()
+        };
+        self.send_content(peer, content, t, DEFAULT_TTL_MS, Some(DEFAULT_TTL_MS))
+            .await?;
+        self.profile.store().set_approved_by_us(peer, true)?;
+        Ok(())
+    }
+
+    /// Declines a request: deletes the conversation and its messages, and
+    /// their copies in our swarm. Nothing is sent (§11.2).
+    pub async fn decline(&self, peer: &AccountId) -> Result<(), ClientError> {
+        let hashes: Vec<String> = self
+            .profile
+            .store()
+            .messages(peer, None)?
+            .into_iter()
+            .filter_map(|m| m.hash)
+            .collect();
+        self.profile.store().delete_conversation(peer)?;
+        if !hashes.is_empty() {
+            let _ = self.delete_own(&hashes).await;
+        }
+        Ok(())
+    }
+
+    /// Blocks: declines and remembers the block (§11.2).
+    pub async fn block(&self, peer: &AccountId) -> Result<(), ClientError> {
+        self.decline(peer).await?;
+        self.profile.store().set_blocked(peer, true)?;
+        Ok(())
+    }
+
+    /// Unblocks (earlier messages are not restored).
+    pub fn unblock(&self, peer: &AccountId) -> Result<(), ClientError> {
+        self.profile.store().set_blocked(peer, false)?;
+        Ok(())
+    }
+
+    /// Deletes messages from our own swarm (signed `delete`).
+    async fn delete_own(&self, hashes: &[String]) -> Result<RpcReply, ClientError> {
+        let me = self.account_id();
+        let mut signed = b"delete".to_vec();
+        for h in hashes {
+            signed.extend_from_slice(h.as_bytes());
+        }
+        let params = json!({
+            "pubkey": me.to_string(),
+            "pubkey_ed25519": hex::encode(self.keys().ed25519_public().as_bytes()),
+            "messages": hashes,
+            "signature": STANDARD.encode(self.keys().ed25519().sign(&signed)),
+        });
+        Ok(self.net.storage_request(&me, "delete", params).await?)
+    }
+
+    /// Shortens messages in our own swarm (`expire` with `shorten`, §14.2).
+    async fn shorten_own(&self, hashes: &[String], expiry: u64) -> Result<RpcReply, ClientError> {
+        let me = self.account_id();
+        let mut signed = format!("expireshorten{expiry}").into_bytes();
+        for h in hashes {
+            signed.extend_from_slice(h.as_bytes());
+        }
+        let params = json!({
+            "pubkey": me.to_string(),
+            "pubkey_ed25519": hex::encode(self.keys().ed25519_public().as_bytes()),
+            "messages": hashes,
+            "expiry": expiry,
+            "shorten": true,
+            "signature": STANDARD.encode(self.keys().ed25519().sign(&signed)),
+        });
+        Ok(self.net.storage_request(&me, "expire", params).await?)
+    }
+
+    /// Unsends our message sent at `timestamp_ms` to `peer` (§10).
+    pub async fn unsend(&self, peer: &AccountId, timestamp_ms: u64) -> Result<(), ClientError> {
+        let me = self.account_id();
+        let store = self.profile.store();
+        let msg = store
+            .message_by_author_ts(peer, &me, timestamp_ms)?
+            .ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "no message of ours at {timestamp_ms} in that conversation"
+                ))
+            })?;
+        let t = self.now().await;
+        let content = Content {
+            unsend_request: Some(UnsendRequest {
+                timestamp: timestamp_ms,
+                author: me.to_string(),
+            }),
+            ..Content::default()
+        };
+        self.send_content(peer, content, t, DEFAULT_TTL_MS, Some(DEFAULT_TTL_MS))
+            .await?;
+        if let Some(h) = &msg.hash {
+            let _ = self.delete_own(std::slice::from_ref(h)).await;
+        }
+        store.mark_deleted(msg.id)?;
+        Ok(())
+    }
+
+    /// Changes the conversation's disappearing-messages setting and tells
+    /// the peer with a timer-update message (§14.1).
+    pub async fn set_disappearing(
+        &self,
+        peer: &AccountId,
+        d: Disappearing,
+    ) -> Result<(), ClientError> {
+        let store = self.profile.store();
+        store.set_disappearing(peer, d)?;
+        let t = self.now().await;
+        let mut dm = data_message(None);
+        dm.flags = Some(2);
+        let mut content = Content {
+            data_message: Some(dm),
+            ..Content::default()
+        };
+        expiration(&mut content, d);
+        self.send_content(peer, content, t, DEFAULT_TTL_MS, Some(DEFAULT_TTL_MS))
+            .await?;
+        Ok(())
+    }
+
+    /// Sends a typing indicator when allowed (§13): setting on, approved both ways, not blocked.
+    pub async fn send_typing(&self, peer: &AccountId, started: bool) -> Result<bool, ClientError> {
+        let store = self.profile.store();
+        let allowed = store.typing_indicators()?
+            && store
+                .conversation(peer)?
+                .is_some_and(|c| c.approved_by_us && c.approved_us && !c.blocked);
+        if !allowed {
+            return Ok(false);
+        }
+        let t = self.now().await;
+        let action = if started {
+            typing_message::Action::Started
+        } else {
+            typing_message::Action::Stopped
+        };
+        let content = Content {
+            typing_message: Some(TypingMessage {
+                timestamp: t,
+                action: action as i32,
+            }),
+            ..Content::default()
+        };
+        // Not retried, never synced.
+        let _ = self
+            .send_content(peer, content, t, TYPING_TTL_MS, None)
+            .await;
+        Ok(true)
+    }
+
+    /// Lists a conversation and marks it read: sends read receipts when
+    /// allowed (§12) and starts delete-after-read timers (§14).
+    pub async fn read_conversation(
+        &self,
+        peer: &AccountId,
+        since_ms: Option<u64>,
+    ) -> Result<Vec<Message>, ClientError> {
+        let store = self.profile.store();
+        let now = self.now().await;
+        let newly_read = store.mark_read(peer, now)?;
+        if !newly_read.is_empty() {
+            // Delete-after-read: start the timers and shorten our swarm copies.
+            let mut by_expiry: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+            for m in &newly_read {
+                if m.disappearing.mode == DisappearingMode::AfterRead {
+                    let expires = now + u64::from(m.disappearing.timer_s) * 1000;
+                    store.set_expiry(m.id, now, expires)?;
+                    if let Some(h) = &m.hash {
+                        by_expiry.entry(expires).or_default().push(h.clone());
+                    }
+                }
+            }
+            for (expiry, hashes) in by_expiry {
+                let _ = self.shorten_own(&hashes, expiry).await;
+            }
+            let conv = store.conversation(peer)?;
+            let allowed = store.read_receipts()?
+                && conv.is_some_and(|c| c.approved_by_us && c.approved_us && !c.blocked)
+                && *peer != self.account_id();
+            if allowed {
+                let t = self.now().await;
+                let content = Content {
+                    receipt_message: Some(ReceiptMessage {
+                        r#type: receipt_message::Type::Read as i32,
+                        timestamp: newly_read.iter().map(|m| m.timestamp_ms).collect(),
+                    }),
+                    ..Content::default()
+                };
+                let _ = self
+                    .send_content(peer, content, t, DEFAULT_TTL_MS, None)
+                    .await;
+            }
+        }
+        store.expire_due(now)?;
+        Ok(store.messages(peer, since_ms)?)
+    }
+
+    /// Polls our swarm (namespace 0) and applies everything new.
+    pub async fn sync(&self) -> Result<SyncReport, ClientError> {
+        let me = self.account_id();
+        let mut report = SyncReport::default();
+        let mut last_hash: Option<String> = None;
+        for _page in 0..20 {
+            let t = self.now().await;
+            let mut params = json!({
+                "pubkey": me.to_string(),
+                "pubkey_ed25519": hex::encode(self.keys().ed25519_public().as_bytes()),
+                "timestamp": t,
+                "signature": STANDARD.encode(self.keys().ed25519().sign(format!("retrieve{t}").as_bytes())),
+            });
+            if let Some(h) = &last_hash {
+                params["last_hash"] = json!(h);
+            }
+            let reply = self.net.storage_request(&me, "retrieve", params).await?;
+            if reply.status != 200 {
+                return Err(ClientError::Refused {
+                    status: reply.status,
+                    text: reply.error_text(),
+                });
+            }
+            let messages = reply.body["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for m in &messages {
+                let (Some(hash), Some(data), Some(expiry)) = (
+                    m["hash"].as_str(),
+                    m["data"].as_str(),
+                    m["expiration"].as_u64(),
+                ) else {
+                    report.undecryptable += 1;
+                    continue;
+                };
+                last_hash = Some(hash.to_string());
+                if self.profile.store().is_seen(hash)? {
+                    continue;
+                }
+                match STANDARD
+                    .decode(data)
+                    .ok()
+                    .and_then(|b| open_envelope(self.keys(), &b).ok())
+                {
+                    Some(opened) => self.apply(opened, hash, expiry, &mut report).await?,
+                    None => report.undecryptable += 1,
+                }
+                self.profile.store().mark_seen(hash, expiry)?;
+            }
+            if !reply.body["more"].as_bool().unwrap_or(false) || messages.is_empty() {
+                break;
+            }
+        }
+        let now = self.now().await;
+        self.profile.store().expire_due(now)?;
+        let _ = self.persist().await;
+        Ok(report)
+    }
+
+    /// Applies one decrypted message.
+    async fn apply(
+        &self,
+        o: Opened,
+        hash: &str,
+        swarm_expiry: u64,
+        report: &mut SyncReport,
+    ) -> Result<(), ClientError> {
+        let store = self.profile.store();
+        let me = self.account_id();
+        let now = self.now().await;
+        let from_self = o.sender == me;
+        // The conversation this message belongs to.
+        let sync_target = o
+            .content
+            .data_message
+            .as_ref()
+            .and_then(|d| d.sync_target.as_deref())
+            .and_then(|s| s.parse::<AccountId>().ok());
+        let peer = if from_self {
+            sync_target.unwrap_or(me)
+        } else {
+            o.sender
+        };
+        if !from_self && store.conversation(&peer)?.is_some_and(|c| c.blocked) {
+            report.blocked += 1;
+            return Ok(());
+        }
+        let d = disappearing_of(&o.content);
+        if let Some(r) = &o.content.message_request_response {
+            if r.is_approved {
+                if from_self {
+                    store.set_approved_by_us(&peer, true)?;
+                } else {
+                    store.set_approved_us(&peer, true)?;
+                }
+            }
+            return Ok(());
+        }
+        if let Some(u) = &o.content.unsend_request {
+            // Only the author may unsend (§10).
+            if u.author.parse::<AccountId>().ok() == Some(o.sender)
+                && let Some(m) = store.message_by_author_ts(&peer, &o.sender, u.timestamp)?
+            {
+                store.mark_deleted(m.id)?;
+                if let Some(h) = m.hash.filter(|_| !from_self) {
+                    let _ = self.delete_own(&[h]).await;
+                }
+                report.unsent += 1;
+            }
+            return Ok(());
+        }
+        if let Some(r) = &o.content.receipt_message {
+            if !from_self
+                && store.read_receipts()?
+                && r.r#type == receipt_message::Type::Read as i32
+            {
+                store.mark_outgoing_read(&peer, &r.timestamp)?;
+                report.receipts += 1;
+            }
+            return Ok(());
+        }
+        if let Some(t) = &o.content.typing_message {
+            if !from_self
+                && store.typing_indicators()?
+                && t.timestamp == o.timestamp_ms
+                && t.action == typing_message::Action::Started as i32
+            {
+                report.typing.push(peer);
+            }
+            return Ok(());
+        }
+        let Some(dm) = &o.content.data_message else {
+            return Ok(());
+        };
+        if is_timer_update(dm) {
+            store.set_disappearing(&peer, d)?;
+        }
+        let text = match (&dm.body, is_timer_update(dm)) {
+            (Some(b), _) => b.clone(),
+            (None, true) => match d.mode {
+                DisappearingMode::Off => "disappearing messages turned off".to_string(),
+                DisappearingMode::AfterRead => {
+                    format!("disappearing messages: {} s after read", d.timer_s)
+                }
+                DisappearingMode::AfterSend => {
+                    format!("disappearing messages: {} s after send", d.timer_s)
+                }
+            },
+            (None, false) => return Ok(()),
+        };
+        let (expires_at, direction) = if from_self {
+            (
+                (d.mode != DisappearingMode::Off)
+                    .then(|| o.timestamp_ms.min(now) + u64::from(d.timer_s) * 1000),
+                Direction::Out,
+            )
+        } else {
+            let e = match d.mode {
+                DisappearingMode::AfterSend => Some(swarm_expiry),
+                _ => None,
+            };
+            (e, Direction::In)
+        };
+        if expires_at.is_some_and(|e| e <= now) {
+            return Ok(());
+        }
+        let was_request =
+            !from_self && !store.conversation(&peer)?.is_some_and(|c| c.approved_by_us);
+        let inserted = store.insert_message(&NewMessage {
+            peer,
+            direction,
+            author: o.sender,
+            timestamp_ms: o.timestamp_ms,
+            received_at_ms: now,
+            text,
+            status: if from_self {
+                MessageStatus::Sent
+            } else {
+                MessageStatus::Delivered
+            },
+            hash: Some(hash.to_string()),
+            disappearing: d,
+            expires_at_ms: expires_at,
+        })?;
+        if from_self {
+            store.set_approved_by_us(&peer, true)?;
+        } else {
+            // Any visible message from them means they approved us (§11).
+            store.set_approved_us(&peer, true)?;
+        }
+        if inserted.is_some() {
+            report.new_messages += 1;
+            if was_request {
+                report.new_requests += 1;
+            }
+        }
+        Ok(())
+    }
+}
