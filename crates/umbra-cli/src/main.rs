@@ -11,6 +11,7 @@
 mod demo;
 mod devnet;
 mod keys;
+mod messaging;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "umbra", version, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    common: messaging::Common,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,6 +38,11 @@ enum Command {
     Devnet(devnet::DevnetCommand),
     /// See the whole network work on this machine, step by step (12 local nodes, Alice and Bob).
     Demo(demo::DemoArgs),
+    /// Create, restore or show the account of a profile.
+    #[command(subcommand)]
+    Account(messaging::AccountCommand),
+    #[command(flatten)]
+    Msg(messaging::MsgCommand),
     /// Run one service node (the same program as `umbrad`).
     Node(umbra_node::daemon::DaemonArgs),
 }
@@ -45,6 +53,8 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Devnet(cmd) => devnet::run(cmd),
         Command::Demo(args) => demo::run(args),
+        Command::Account(cmd) => messaging::account(&cli.common, cmd),
+        Command::Msg(cmd) => messaging::run(&cli.common, cmd),
         Command::Node(args) => umbra_node::daemon::run(args).map_err(anyhow::Error::from),
     };
     match result {
