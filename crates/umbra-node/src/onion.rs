@@ -151,7 +151,7 @@ fn with_slot(node: &Node, f: impl FnOnce(&mut Slot)) {
         None => {
             slots.push(Slot {
                 node: Arc::downgrade(&node.0),
-                config: Arc::new(OnionConfig::default()),
+                config: default_config(),
                 observer: None,
             });
             slots.len() - 1
@@ -171,9 +171,16 @@ fn lookup(node: &Node) -> (Arc<OnionConfig>, Option<ObserverTx>) {
         .iter()
         .find(|s| s.node.as_ptr() == ptr && s.node.strong_count() > 0)
         .map_or_else(
-            || (Arc::new(OnionConfig::default()), None),
+            || (default_config(), None),
             |s| (s.config.clone(), s.observer.clone()),
         )
+}
+
+fn default_config() -> Arc<OnionConfig> {
+    static DEFAULT: std::sync::OnceLock<Arc<OnionConfig>> = std::sync::OnceLock::new();
+    DEFAULT
+        .get_or_init(|| Arc::new(OnionConfig::default()))
+        .clone()
 }
 
 /// Sets the onion settings of `node` (until it is dropped).
