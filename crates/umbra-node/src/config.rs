@@ -196,6 +196,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let cfg = NodeConfig::from_toml(include_str!("../../../contrib/umbrad.toml")).unwrap();
+        assert_eq!(cfg.listen.port(), 22021);
+        assert!(cfg.admin_listen.unwrap().ip().is_loopback());
+    }
+
+    #[test]
     fn refuses_public_admin_and_unknown_keys() {
         assert!(matches!(
             NodeConfig::from_toml("admin_listen = \"0.0.0.0:1\""),
