@@ -142,13 +142,12 @@ impl Network {
             .map_err(|e| NetError::Bootstrap(e.to_string()))?;
         let mut pm = PathManager::new(path_config, guards);
         let mut doc = None;
-        if let Some(bytes) = registry {
-            if let Ok(d) =
+        if let Some(bytes) = registry
+            && let Ok(d) =
                 RegistryDocument::verify(bytes, &registry_config, None, ReaderRole::Client)
-            {
-                pm.handle_registry(&d, clock.now_ms());
-                doc = Some(Arc::new(d));
-            }
+        {
+            pm.handle_registry(&d, clock.now_ms());
+            doc = Some(Arc::new(d));
         }
         Ok(Network {
             state: Mutex::new(State {

@@ -56,6 +56,9 @@ pub struct NodeConfig {
     pub catchup_interval_ms: u64,
     /// How often the registry file is checked for a new epoch.
     pub registry_poll_ms: u64,
+    /// Test networks only: addresses an onion proxy hop may reach although
+    /// they are private or loopback (`onion.md` §4.2), e.g. a devnet's file server.
+    pub onion_proxy_exempt: Vec<std::net::IpAddr>,
 }
 
 impl Default for NodeConfig {
@@ -75,6 +78,7 @@ impl Default for NodeConfig {
             sweep_interval_ms: 10_000,
             catchup_interval_ms: 30_000,
             registry_poll_ms: 5_000,
+            onion_proxy_exempt: Vec::new(),
         }
     }
 }

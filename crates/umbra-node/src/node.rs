@@ -145,10 +145,21 @@ pub async fn start(
         clock,
         store,
         registry,
-        NodeClient::default(),
+        // Relays and fan-out keep many requests in flight to the same peer.
+        NodeClient::new(umbra_transport::ClientConfig {
+            max_idle_per_node: 32,
+            ..Default::default()
+        }),
         epoch_tx,
         transitions_tx,
     )));
+    crate::onion::set_config(
+        &node,
+        crate::onion::OnionConfig {
+            proxy_exempt: config.onion_proxy_exempt.clone(),
+            ..Default::default()
+        },
+    );
     if let Ok(bytes) = std::fs::read(config.registry_path()) {
         match node.offer_registry(&bytes) {
             Ok(_) => {}
