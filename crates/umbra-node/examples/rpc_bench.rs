@@ -10,11 +10,14 @@
 //! 2. `store layer`: `Store::store` alone (SQLite with group commit), no
 //!    HTTP: the bound of the database;
 //! 3. `store`: `store` RPCs of 1 KiB messages (public inbox, 100 accounts);
-//! 4. `retrieve`: signed `retrieve` RPCs (`max_count` 1, so one 1 KiB
+//! 4. `handler`: the same `store` bodies given to `rpc::handle_body` in
+//!    process (parse, validate, store, sign, encode; no TLS/HTTP);
+//! 5. `retrieve`: signed `retrieve` RPCs (`max_count` 1, so one 1 KiB
 //!    message comes back), pre-signed so the client does not sign per call.
 //!
 //! Reports requests/s, p50/p99/max latency and the ratios store/noop and
-//! store/store-layer.
+//! store/store-layer, then a single-thread CPU breakdown of one `store`
+//! (µs per step).
 //!
 //! `cargo run --release -p umbra-node --example rpc_bench -- [concurrency] [seconds]`
 //! (defaults 64 and 5). Client and node share the machine's cores.
@@ -32,6 +35,9 @@ use umbra_node::storage::{Store, StoreConfig, StoreOptions, StoredMessage};
 use umbra_proto::identity::{AccountId, AccountKeys};
 use umbra_proto::network::{NetworkConfig, SwarmParamsJson};
 use umbra_proto::rpc::encoding::Ed25519Hex;
+use umbra_proto::rpc::limits::Origin;
+use umbra_proto::rpc::validate::{self, AuthEnv};
+use umbra_proto::rpc::{Request, Via, node_sig};
 use umbra_proto::swarm::{NodeRecord, RegistryDocument, SwarmParams};
 use umbra_transport::{ClientConfig, NodeAddr, NodeClient, Server, SystemClock, tls};
 
@@ -278,6 +284,27 @@ async fn bench(conc: usize, secs: u64) -> Result<(), BoxError> {
     })
     .await;
 
+    let (n, i4) = (handle.node.clone(), ids.clone());
+    let mut handler = run("handler", conc, secs, move |t, k| {
+        let (n, ids) = (n.clone(), i4.clone());
+        async move {
+            let body = json!({"method": "store", "params": {
+                "pubkey": ids[(t + k) % ACCOUNTS].to_string(),
+                "timestamp": now_ms(), "ttl": 3_600_000,
+                "data": STANDARD.encode(message(t + 1_000, k)),
+            }});
+            let Ok(body) = serde_json::to_vec(&body) else {
+                return false;
+            };
+            let reply = umbra_node::rpc::handle_body(&n, &body, Via::Direct).await;
+            // The HTTP layer would serialise the reply.
+            let encoded = serde_json::to_vec(&reply.clone().into_value()).unwrap_or_default();
+            reply.status().is_success() && !encoded.is_empty()
+        }
+    })
+    .await;
+    let breakdown = breakdown(&handle.node, &ids).await;
+
     // Pre-signed retrieves (valid for 60 s; each phase is shorter).
     let ts = now_ms();
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
@@ -309,7 +336,13 @@ async fn bench(conc: usize, secs: u64) -> Result<(), BoxError> {
     handle.shutdown().await;
 
     println!();
-    for p in [&mut noop, &mut layer, &mut stores, &mut retrieves] {
+    for p in [
+        &mut noop,
+        &mut layer,
+        &mut stores,
+        &mut handler,
+        &mut retrieves,
+    ] {
         p.print();
     }
     println!();
@@ -319,5 +352,78 @@ async fn bench(conc: usize, secs: u64) -> Result<(), BoxError> {
         stores.rate() / layer.rate(),
         retrieves.rate() / noop.rate()
     );
+    println!();
+    println!("one store, single thread, µs per step:");
+    for (step, us) in breakdown {
+        println!("  {step:<44} {us:>8.1}");
+    }
     Ok(())
+}
+
+/// Mean single-thread cost of the steps of one `store` RPC, in µs.
+async fn breakdown(node: &umbra_node::Node, ids: &[AccountId]) -> Vec<(&'static str, f64)> {
+    const N: usize = 2_000;
+    let bodies: Vec<Vec<u8>> = (0..N)
+        .map(|k| {
+            serde_json::to_vec(&json!({"method": "store", "params": {
+                "pubkey": ids[k % ACCOUNTS].to_string(),
+                "timestamp": now_ms(), "ttl": 3_600_000,
+                "data": STANDARD.encode(message(9_999, k)),
+            }}))
+            .unwrap_or_default()
+        })
+        .collect();
+    let mean = |t: Instant| t.elapsed().as_secs_f64() * 1e6 / N as f64;
+    let mut out = Vec::new();
+
+    let t = Instant::now();
+    let parsed: Vec<_> = bodies
+        .iter()
+        .filter_map(|b| Request::parse_body(b, Via::Direct).ok())
+        .collect();
+    out.push(("JSON parse + typed params (Request)", mean(t)));
+
+    let is_revoked = |_: &umbra_proto::rpc::sign::SubaccountToken| false;
+    let env = AuthEnv {
+        origin: Origin::Client,
+        is_revoked: &is_revoked,
+    };
+    let now = now_ms();
+    let t = Instant::now();
+    let mut hashes = Vec::with_capacity(N);
+    for r in &parsed {
+        if let Request::Store(p) = r
+            && let Ok(v) = validate::validate_store(p, now, &env)
+        {
+            hashes.push(v.hash);
+        }
+    }
+    out.push(("validate_store (base64 decode, BLAKE2b hash)", mean(t)));
+
+    let t = Instant::now();
+    let results: Vec<_> = hashes
+        .iter()
+        .map(|h| node_sig::sign_store_result(&node.keys, h.clone(), now + 1, false))
+        .collect();
+    out.push(("Ed25519 signature of the result", mean(t)));
+
+    let t = Instant::now();
+    for r in &results {
+        let v = json!({"swarm": {"k": r}, "t": now});
+        let _ = serde_json::to_vec(&v);
+    }
+    out.push(("response JSON encode", mean(t)));
+
+    let t = Instant::now();
+    for _ in 0..N {
+        let _ = node.store.max_seq().await;
+    }
+    out.push(("store.max_seq() read (catch-up floor)", mean(t)));
+
+    let t = Instant::now();
+    for b in &bodies {
+        let _ = umbra_node::rpc::handle_body(node, b, Via::Direct).await;
+    }
+    out.push(("whole handler, sequential (one commit each)", mean(t)));
+    out
 }
