@@ -160,6 +160,11 @@ pub async fn start(
             ..Default::default()
         },
     );
+    // The epoch this node held when it stopped, then the registry file
+    // (which may be newer: that transition hands over as usual).
+    if let Ok(bytes) = std::fs::read(config.data_dir.join(crate::state::ADOPTED_REGISTRY)) {
+        let _ = node.offer_registry(&bytes);
+    }
     if let Ok(bytes) = std::fs::read(config.registry_path()) {
         match node.offer_registry(&bytes) {
             Ok(_) => {}

@@ -99,12 +99,46 @@ fn members_owning(
     doc.members_for(account).into_iter().cloned().collect()
 }
 
-/// Hand-over (§7.1, §10) for one epoch transition. Returns the pushes that
-/// failed, to retry.
-async fn hand_over(
+/// A hand-over that still has targets to reach (§7.4).
+struct PendingHandOver {
+    account: umbra_proto::identity::AccountId,
+    targets: Vec<NodeRecord>,
+    /// New owners known to hold the messages.
+    holders: usize,
+    /// Holders needed before a node that no longer owns the account drops its copy.
+    needed: usize,
+    since: tokio::time::Instant,
+}
+
+/// Drops this node's copy of `account` when it no longer owns it and
+/// enough new owners hold the messages (§10).
+async fn drop_if_handed_over(
     node: &Node,
-    t: &Transition,
-) -> Vec<(NodeRecord, umbra_proto::identity::AccountId)> {
+    account: &umbra_proto::identity::AccountId,
+    holders: usize,
+    needed: usize,
+) {
+    if node.registry().owns(account) || holders < needed {
+        return;
+    }
+    let now = node.now_ms();
+    let Ok(msgs) = node.store.messages_for_push(account, now).await else {
+        return;
+    };
+    let hashes = msgs.into_iter().map(|m| m.hash).collect();
+    if let Err(e) = node.store.forget(account, hashes).await {
+        tracing::warn!(error = %e, "cannot drop handed-over messages");
+    }
+}
+
+/// Hand-over (§7.1, §10) for one epoch transition. Returns the hand-overs
+/// with failed pushes, to retry.
+async fn hand_over(node: &Node, t: &Transition) -> Vec<PendingHandOver> {
+    // Without a previous epoch (a first start) the old owners are unknown;
+    // pushing everything to everyone would only repeat what the swarm holds.
+    let Some(old_doc) = &t.old else {
+        return Vec::new();
+    };
     let me = node.public();
     let now = node.now_ms();
     let Ok(owners) = node.store.owners(now).await else {
@@ -112,16 +146,10 @@ async fn hand_over(
     };
     let mut failed = Vec::new();
     for account in owners {
-        let old: BTreeSet<Ed25519Public> = t
-            .old
-            .as_ref()
-            .map(|d| {
-                members_owning(d, &account)
-                    .into_iter()
-                    .map(|r| r.ed25519)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let old: BTreeSet<Ed25519Public> = members_owning(old_doc, &account)
+            .into_iter()
+            .map(|r| r.ed25519)
+            .collect();
         let new_owners = members_owning(&t.new, &account);
         let targets: Vec<&NodeRecord> = new_owners
             .iter()
@@ -142,56 +170,71 @@ async fn hand_over(
             .iter()
             .filter(|r| old.contains(&r.ed25519) && r.ed25519 != me)
             .count();
+        let needed = new_owners.len().div_ceil(2);
+        let mut missed = Vec::new();
         for target in targets {
             if push_to(node, target, &msgs).await {
                 holders += 1;
             } else {
-                failed.push((target.clone(), account));
+                missed.push(target.clone());
             }
         }
-        if !still_mine && holders >= new_owners.len().div_ceil(2) {
-            let hashes = msgs.iter().map(|m| m.hash.clone()).collect();
-            if let Err(e) = node.store.forget(&account, hashes).await {
-                tracing::warn!(error = %e, "cannot drop handed-over messages");
-            }
+        if !still_mine {
+            drop_if_handed_over(node, &account, holders, needed).await;
+        }
+        if !missed.is_empty() {
+            failed.push(PendingHandOver {
+                account,
+                targets: missed,
+                holders,
+                needed,
+                since: tokio::time::Instant::now(),
+            });
         }
     }
     failed
 }
 
 /// Runs hand-overs for every adopted epoch, retrying failed pushes every
-/// `retry_every` for at most `retry_for`.
+/// `retry_every` for at most `retry_for`; after that window a node that no
+/// longer owns the account keeps the messages until they expire (§10).
 pub async fn hand_overs(
     node: Node,
     mut transitions: tokio::sync::mpsc::UnboundedReceiver<Transition>,
     retry_every: Duration,
     retry_for: Duration,
 ) {
-    let mut pending: Vec<(
-        NodeRecord,
-        umbra_proto::identity::AccountId,
-        tokio::time::Instant,
-    )> = Vec::new();
+    let mut pending: Vec<PendingHandOver> = Vec::new();
     loop {
         tokio::select! {
             t = transitions.recv() => {
                 let Some(t) = t else { return };
-                let started = tokio::time::Instant::now();
                 tracing::info!(epoch = t.new.epoch(), "hand-over for new epoch");
-                for (target, account) in hand_over(&node, &t).await {
-                    pending.push((target, account, started));
-                }
+                pending.extend(hand_over(&node, &t).await);
             }
             _ = tokio::time::sleep(retry_every), if !pending.is_empty() => {
                 let now = node.now_ms();
                 let mut still = Vec::new();
-                for (target, account, since) in pending.drain(..) {
-                    if since.elapsed() > retry_for {
+                for mut p in pending.drain(..) {
+                    if p.since.elapsed() > retry_for {
                         continue;
                     }
-                    let msgs = node.store.messages_for_push(&account, now).await.unwrap_or_default();
-                    if !msgs.is_empty() && !push_to(&node, &target, &msgs).await {
-                        still.push((target, account, since));
+                    let msgs = node.store.messages_for_push(&p.account, now).await.unwrap_or_default();
+                    if msgs.is_empty() {
+                        continue;
+                    }
+                    let mut missed = Vec::new();
+                    for target in std::mem::take(&mut p.targets) {
+                        if push_to(&node, &target, &msgs).await {
+                            p.holders += 1;
+                        } else {
+                            missed.push(target);
+                        }
+                    }
+                    drop_if_handed_over(&node, &p.account, p.holders, p.needed).await;
+                    if !missed.is_empty() {
+                        p.targets = missed;
+                        still.push(p);
                     }
                 }
                 pending = still;

@@ -13,6 +13,9 @@ use crate::ratelimit::RateLimiter;
 use crate::registry::{RegistryState, Transition};
 use crate::storage::Store;
 
+/// The file (in the data directory) holding the last adopted registry.
+pub const ADOPTED_REGISTRY: &str = "registry.adopted";
+
 /// Everything a node's tasks share. Cheap to clone through [`Node`].
 pub struct NodeInner {
     /// The node's identity key.
@@ -108,6 +111,16 @@ impl NodeInner {
         let transition = self.registry_mut().offer(bytes, now)?;
         Ok(transition.map(|t| {
             let epoch = t.new.epoch();
+            // Remember what was adopted, so that a restart knows its previous
+            // epoch (and hands over correctly if the registry moved on).
+            let path = self.config.data_dir.join(ADOPTED_REGISTRY);
+            let tmp = path.with_extension("tmp");
+            if std::fs::write(&tmp, bytes)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .is_err()
+            {
+                tracing::warn!("cannot save the adopted registry");
+            }
             tracing::info!(epoch, nodes = t.new.nodes().len(), "adopted registry epoch");
             self.metrics.epoch.set(epoch as i64);
             let _ = self.epoch_tx.send(epoch);

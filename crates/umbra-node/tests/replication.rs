@@ -291,7 +291,6 @@ async fn a_delete_missed_while_down_is_caught_up() {
 /// (the new owners were down) retries, and once enough new owners hold the
 /// messages it drops its copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the hand-over retry path never drops the handed-over copy (see the H9 report)"]
 async fn an_old_owner_drops_its_copy_after_a_retried_hand_over() {
     let mut net = TestNet::start(2).await;
     let accounts: Vec<_> = (80..96u8).map(account).collect();
@@ -361,7 +360,6 @@ async fn an_old_owner_drops_its_copy_after_a_retried_hand_over() {
 /// plain restart changes no ownership, so it must not re-push the node's
 /// whole database to its swarm peers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a restart treats the registry file as a transition from no epoch (see the H9 report)"]
 async fn a_restart_does_not_re_push_everything() {
     let mut net = TestNet::start(2).await;
     let bob = account(15);
