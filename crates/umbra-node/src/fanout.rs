@@ -80,12 +80,8 @@ pub async fn to_swarm(
 }
 
 /// Sets a catch-up mark (`swarms.md` §6) for each peer whose copy of a
-/// store failed for a reason other than a 4xx answer.
-pub async fn mark_missed_stores(
-    node: &Node,
-    results: &[(String, Result<Value, Value>)],
-    mark: u64,
-) {
+/// recursive request failed for a reason other than a 4xx answer.
+pub async fn mark_missed(node: &Node, results: &[(String, Result<Value, Value>)], mark: u64) {
     for (key, outcome) in results {
         let Err(failure) = outcome else { continue };
         let client_error = failure
@@ -101,9 +97,13 @@ pub async fn mark_missed_stores(
         let Ok(peer) = <[u8; 32]>::try_from(bytes.as_slice()) else {
             continue;
         };
+        node.catchup_dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer);
         match node.store.set_catchup_mark(peer, mark).await {
             Ok(true) => {
-                tracing::info!(peer = %&key[..8], "peer missed a store; catch-up scheduled")
+                tracing::info!(peer = %&key[..8], "peer missed a change; catch-up scheduled")
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "cannot record catch-up mark"),

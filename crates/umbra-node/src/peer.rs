@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use umbra_proto::rpc::node_req::{
     HEADER_EPOCH, HEADER_NODE, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_PUSH_BODY, NodeRequestAuth,
-    PATH_PUSH, PATH_SINCE, PATH_SWARM, PushItem, PushReply, decode_push, encode_push,
+    PATH_PUSH, PATH_SINCE, PATH_SWARM, PushItem, PushReply, PushTombstone, decode_push_body,
+    encode_push_with_tombstones,
 };
 use umbra_proto::rpc::types::GetRegistryResponse;
 use umbra_proto::rpc::{MessageHash, Namespace, RpcError, StatusCode, Via};
@@ -24,7 +25,7 @@ use crate::fanout::addr_of;
 use crate::http::{reply_response, text};
 use crate::rpc;
 use crate::state::Node;
-use crate::storage::StoredMessage;
+use crate::storage::{StoredMessage, Tombstone};
 
 /// Header of a `/node/v1/since` reply: the sequence number to ask from next.
 pub const HEADER_NEXT_SEQ: &str = "X-Umbra-Next-Seq";
@@ -114,14 +115,58 @@ pub async fn push(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> 
     if let Err(r) = authenticate(&node, &headers, PATH_PUSH, &body).await {
         return r;
     }
-    let items = match decode_push(&body) {
-        Ok(items) => items,
+    let pushed = match decode_push_body(&body) {
+        Ok(p) => p,
         Err(e) => return text(StatusCode::BadRequest, format!("bad push body: {e}")),
     };
-    match apply_items(&node, items).await {
+    if let Err(r) = apply_tombstones(&node, pushed.tombstones).await {
+        return r;
+    }
+    match apply_items(&node, pushed.items).await {
         Ok(stored) => axum::Json(PushReply { stored }).into_response(),
         Err(r) => r,
     }
+}
+
+/// Applies a peer's tombstones (deletions it saw and this node missed),
+/// before any pushed message, so a deleted message never comes back.
+pub async fn apply_tombstones(node: &Node, tombstones: Vec<PushTombstone>) -> Result<(), Response> {
+    let tombs: Vec<Tombstone> = {
+        let reg = node.registry();
+        tombstones
+            .into_iter()
+            .filter(|t| reg.owns(&t.account))
+            .map(|t| Tombstone {
+                hash: t.hash.as_str().to_string(),
+                owner: t.account,
+                namespace: t.namespace.0,
+                new_expiry_ms: t.new_expiry,
+                keep_until_ms: t.keep_until,
+            })
+            .collect()
+    };
+    if tombs.is_empty() {
+        return Ok(());
+    }
+    node.store
+        .apply_tombstones(tombs, node.now_ms())
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot apply tombstones");
+            text(StatusCode::InternalServerError, "database error".into())
+        })
+}
+
+/// A stored tombstone as a push tombstone.
+pub fn to_push_tombstone(t: Tombstone) -> Option<PushTombstone> {
+    Some(PushTombstone {
+        account: t.owner,
+        hash: MessageHash::parse(&t.hash).ok()?,
+        namespace: Namespace(t.namespace),
+        new_expiry: t.new_expiry_ms,
+        keep_until: t.keep_until_ms,
+    })
 }
 
 /// Applies pushed or pulled items under the receiver rules of §7.3.
@@ -194,20 +239,30 @@ pub async fn since(State(node): State<Node>, headers: HeaderMap, body: Bytes) ->
         .next_seq
         .or_else(|| batch.messages.last().map(|m| m.seq + 1))
         .unwrap_or(req.since);
-    let items: Vec<PushItem> = {
+    let (items, tombstones): (Vec<PushItem>, Vec<PushTombstone>) = {
         let reg = node.registry();
         let Some(doc) = reg.current() else {
             return text(StatusCode::ServiceUnavailable, "no registry".into());
         };
         let theirs = doc.swarm_of_node(&requester.ed25519);
-        batch
-            .messages
-            .into_iter()
-            .filter(|m| theirs.is_some() && doc.swarm_of(&m.message.owner) == theirs)
-            .filter_map(|m| to_push_item(m.message))
-            .collect()
+        let in_theirs =
+            |a: &umbra_proto::identity::AccountId| theirs.is_some() && doc.swarm_of(a) == theirs;
+        (
+            batch
+                .messages
+                .into_iter()
+                .filter(|m| in_theirs(&m.message.owner))
+                .filter_map(|m| to_push_item(m.message))
+                .collect(),
+            batch
+                .tombstones
+                .into_iter()
+                .filter(|t| in_theirs(&t.owner))
+                .filter_map(to_push_tombstone)
+                .collect(),
+        )
     };
-    let Ok(body) = encode_push(&items) else {
+    let Ok(body) = encode_push_with_tombstones(&items, &tombstones) else {
         return text(
             StatusCode::InternalServerError,
             "cannot encode messages".into(),
@@ -247,8 +302,11 @@ pub async fn pull_from(node: &Node, peer: &NodeRecord, mut from: u64) -> Result<
         if resp.status != 200 {
             return Err(format!("since answered {}", resp.status));
         }
-        let items = decode_push(&resp.body).map_err(|e| e.to_string())?;
-        apply_items(node, items)
+        let pulled = decode_push_body(&resp.body).map_err(|e| e.to_string())?;
+        apply_tombstones(node, pulled.tombstones)
+            .await
+            .map_err(|_| "cannot apply pulled tombstones".to_string())?;
+        apply_items(node, pulled.items)
             .await
             .map_err(|_| "cannot store pulled messages".to_string())?;
         let next = resp

@@ -12,38 +12,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use umbra_crypto::Ed25519Public;
-use umbra_proto::rpc::node_req::{MAX_PUSH_BODY, PATH_PUSH, PushItem, encode_push_split};
+use umbra_proto::rpc::node_req::{
+    MAX_PUSH_BODY, PATH_PUSH, PushItem, encode_push_split, encode_push_with_tombstones,
+};
 use umbra_proto::swarm::{NodeRecord, RegistryDocument};
 
 use crate::fanout::node_post;
-use crate::peer::{pull_from, to_push_item};
+use crate::peer::{pull_from, to_push_item, to_push_tombstone};
 use crate::registry::Transition;
 use crate::state::Node;
-use crate::storage::StoredMessage;
-
-/// Intervals of the background tasks.
-#[derive(Debug, Clone, Copy)]
-pub struct Intervals {
-    /// Expiry sweep (spec: 10 s).
-    pub sweep: Duration,
-    /// Catch-up pushes to marked peers (spec: 30 s).
-    pub catchup: Duration,
-    /// Registry file check.
-    pub registry_poll: Duration,
-    /// How long a failing hand-over target is retried (spec: 1 h).
-    pub handover_retry_for: Duration,
-}
-
-impl Default for Intervals {
-    fn default() -> Self {
-        Intervals {
-            sweep: Duration::from_secs(10),
-            catchup: Duration::from_secs(30),
-            registry_poll: Duration::from_secs(5),
-            handover_retry_for: Duration::from_secs(3600),
-        }
-    }
-}
+use crate::storage::{StoredMessage, Tombstone};
 
 /// Deletes expired messages now and then every `every`.
 pub async fn sweeper(node: Node, every: Duration) {
@@ -71,10 +49,32 @@ pub async fn sweeper(node: Node, every: Duration) {
 /// Pushes `msgs` to `target` in bodies of at most 9 MB; true when every
 /// body was answered `200`.
 async fn push_to(node: &Node, target: &NodeRecord, msgs: &[StoredMessage]) -> bool {
+    push_with_tombstones(node, target, msgs, Vec::new()).await
+}
+
+/// Pushes tombstones (in the first body) and messages to `target`.
+async fn push_with_tombstones(
+    node: &Node,
+    target: &NodeRecord,
+    msgs: &[StoredMessage],
+    tombstones: Vec<Tombstone>,
+) -> bool {
     let items: Vec<PushItem> = msgs.iter().cloned().filter_map(to_push_item).collect();
-    let Ok(bodies) = encode_push_split(&items, MAX_PUSH_BODY) else {
-        return false;
-    };
+    let mut bodies = Vec::new();
+    if !tombstones.is_empty() {
+        let tombs: Vec<_> = tombstones
+            .into_iter()
+            .filter_map(to_push_tombstone)
+            .collect();
+        match encode_push_with_tombstones(&[], &tombs) {
+            Ok(b) => bodies.push(b),
+            Err(_) => return false,
+        }
+    }
+    match encode_push_split(&items, MAX_PUSH_BODY) {
+        Ok(b) => bodies.extend(b),
+        Err(_) => return false,
+    }
     for body in bodies {
         match node_post(node, target, PATH_PUSH, body, Duration::from_secs(30)).await {
             Ok(r) if r.status == 200 => {}
@@ -271,6 +271,10 @@ pub async fn catch_up_once(node: &Node) {
             let _ = node.store.clear_catchup_mark(peer_key).await;
             continue;
         };
+        node.catchup_dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&peer_key);
         let now = node.now_ms();
         let mut from = mark;
         let mut ok = true;
@@ -285,7 +289,14 @@ pub async fn catch_up_once(node: &Node) {
                 .map(|m| m.message)
                 .filter(|m| doc.swarm_of(&m.owner) == Some(swarm))
                 .collect();
-            if !msgs.is_empty() && !push_to(node, &record, &msgs).await {
+            let tombs: Vec<Tombstone> = batch
+                .tombstones
+                .into_iter()
+                .filter(|t| doc.swarm_of(&t.owner) == Some(swarm))
+                .collect();
+            if (!msgs.is_empty() || !tombs.is_empty())
+                && !push_with_tombstones(node, &record, &msgs, tombs).await
+            {
                 ok = false;
                 break;
             }
@@ -294,7 +305,13 @@ pub async fn catch_up_once(node: &Node) {
                 None => break,
             }
         }
-        if ok {
+        // A change the peer missed during this round keeps its mark.
+        let missed_again = node
+            .catchup_dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&peer_key);
+        if ok && !missed_again {
             tracing::info!(peer = %hex::encode(&peer_key[..4]), "peer caught up");
             let _ = node.store.clear_catchup_mark(peer_key).await;
         }

@@ -459,11 +459,15 @@ async fn account_method(
                         ))
                     })
             } else {
-                let floor = node.store.max_seq().await.unwrap_or(0);
                 let (local, others) = tokio::join!(
                     node.store.store(msg, opts, now),
                     fanout::to_swarm(node, method, params)
                 );
+                if let Ok(o) = &local
+                    && let Some(seq) = o.seq
+                {
+                    fanout::mark_missed(node, &others, seq).await;
+                }
                 let local = local.map_err(|e| store_failure(&e)).and_then(|o| {
                     to_value(node_sig::sign_store_result(
                         signer,
@@ -472,7 +476,6 @@ async fn account_method(
                         !o.new,
                     ))
                 });
-                fanout::mark_missed_stores(node, &others, floor + 1).await;
                 return aggregate(node, local, others, false);
             }
         }
@@ -680,7 +683,11 @@ async fn recurse(
     if via == Via::Forwarded {
         return forwarded_reply(local.await);
     }
+    // Tombstones take the current sequence number: a mark at it makes the
+    // catch-up carry this change to members that missed it (swarms §6).
+    let floor = node.store.max_seq().await.unwrap_or(0);
     let (local, others) = tokio::join!(local, fanout::to_swarm(node, method, params));
+    fanout::mark_missed(node, &others, floor).await;
     aggregate(node, local, others, required)
 }
 

@@ -40,6 +40,9 @@ pub struct NodeInner {
     pub epoch_tx: tokio::sync::watch::Sender<u64>,
     /// Epoch transitions for the hand-over task.
     pub transitions: tokio::sync::mpsc::UnboundedSender<Transition>,
+    /// Peers that missed a change while a catch-up round was running: their
+    /// mark must survive that round.
+    pub catchup_dirty: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 /// A handle on a node's shared state.
@@ -79,6 +82,7 @@ impl NodeInner {
             limiter,
             epoch_tx,
             transitions,
+            catchup_dirty: Default::default(),
         }
     }
 

@@ -248,7 +248,6 @@ async fn membership_change_hands_messages_over_and_old_owners_drop_them() {
 /// comes back." A member that was down during a `delete` must not serve the
 /// deleted message after it rejoins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: tombstones are never pushed or pulled (see the H9 report)"]
 async fn a_delete_missed_while_down_is_caught_up() {
     let mut net = TestNet::start(2).await;
     let bob = account(14);

@@ -137,6 +137,8 @@ pub struct StoreOutcome {
     pub new: bool,
     /// The stored expiry after the operation.
     pub expiry_ms: u64,
+    /// The insertion sequence number of a new message (catch-up marks).
+    pub seq: Option<u64>,
 }
 
 /// Limits of a `retrieve` (`storage-rpc.md` §9.2), already resolved.

@@ -235,6 +235,7 @@ pub fn store(
             Ok(StoreOutcome {
                 new: false,
                 expiry_ms: from_sql(old.max(new_expiry), "expiry")?,
+                seq: None,
             })
         }
         expired_or_absent => {
@@ -248,6 +249,7 @@ pub fn store(
             Ok(StoreOutcome {
                 new: true,
                 expiry_ms: msg.expiry_ms,
+                seq: from_sql(conn.last_insert_rowid(), "sequence number").ok(),
             })
         }
     }

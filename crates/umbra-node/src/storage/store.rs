@@ -559,7 +559,8 @@ mod tests {
             out,
             StoreOutcome {
                 new: false,
-                expiry_ms: NOW + 2 * DAY
+                expiry_ms: NOW + 2 * DAY,
+                seq: None,
             }
         );
         let out = s

@@ -319,11 +319,196 @@ pub fn decode_push(body: &[u8]) -> Result<Vec<PushItem>, PushError> {
         .collect()
 }
 
+/// Version byte of a push body that also carries tombstones:
+/// `0x02 ‖ bencode([[item, …], [tombstone, …]])`.
+pub const PUSH_VERSION_TOMBSTONES: u8 = 0x02;
+
+/// A deletion a peer missed (`swarms.md` §6, "Deletions are caught up too"):
+/// `[account (33 bytes), hash (43 bytes), namespace, new_expiry (-1 = deleted), keep_until]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTombstone {
+    /// The account.
+    pub account: AccountId,
+    /// The deleted or shortened message.
+    pub hash: MessageHash,
+    /// Its namespace.
+    pub namespace: Namespace,
+    /// The shortened expiry, or `None` when the message was deleted.
+    pub new_expiry: Option<u64>,
+    /// Kept until (the message's original expiry), ms.
+    pub keep_until: u64,
+}
+
+impl PushTombstone {
+    fn to_value(&self) -> Result<Value, PushError> {
+        let int = |v: u64| {
+            i64::try_from(v)
+                .map(Value::Int)
+                .map_err(|_| PushError::OutOfRange)
+        };
+        Ok(Value::List(vec![
+            Value::bytes(self.account.to_bytes().to_vec()),
+            Value::bytes(self.hash.as_str().as_bytes().to_vec()),
+            Value::Int(i64::from(self.namespace.0)),
+            match self.new_expiry {
+                Some(e) => int(e)?,
+                None => Value::Int(-1),
+            },
+            int(self.keep_until)?,
+        ]))
+    }
+
+    fn from_value(i: usize, v: &Value) -> Result<Self, PushError> {
+        let bad = |why| PushError::BadItem(i, why);
+        let l = v.as_list().ok_or(bad("not a list"))?;
+        let [acc, hash, ns, exp, keep] = l else {
+            return Err(bad("a tombstone has 5 elements"));
+        };
+        let account = AccountId::from_bytes(acc.as_bytes().ok_or(bad("account is not a string"))?)
+            .map_err(|_| bad("bad account ID"))?;
+        let hash_text = std::str::from_utf8(hash.as_bytes().ok_or(bad("hash is not a string"))?)
+            .map_err(|_| bad("hash is not text"))?;
+        let hash = MessageHash::parse(hash_text).map_err(|_| bad("bad hash"))?;
+        let namespace = ns
+            .as_int()
+            .and_then(|n| i16::try_from(n).ok())
+            .map(Namespace)
+            .ok_or(bad("bad namespace"))?;
+        let new_expiry = match exp.as_int() {
+            Some(-1) => None,
+            Some(n) => Some(u64::try_from(n).map_err(|_| bad("bad expiry"))?),
+            None => return Err(bad("bad expiry")),
+        };
+        let keep_until = keep
+            .as_int()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or(bad("bad keep_until"))?;
+        Ok(PushTombstone {
+            account,
+            hash,
+            namespace,
+            new_expiry,
+            keep_until,
+        })
+    }
+}
+
+/// A decoded push body: messages and (version 2) tombstones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushBody {
+    /// Messages.
+    pub items: Vec<PushItem>,
+    /// Deletions and shortened expiries.
+    pub tombstones: Vec<PushTombstone>,
+}
+
+/// Encodes messages and tombstones: `0x02 ‖ bencode([[item…], [tombstone…]])`.
+pub fn encode_push_with_tombstones(
+    items: &[PushItem],
+    tombstones: &[PushTombstone],
+) -> Result<Vec<u8>, PushError> {
+    let items = items
+        .iter()
+        .map(PushItem::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    let tombs = tombstones
+        .iter()
+        .map(PushTombstone::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = vec![PUSH_VERSION_TOMBSTONES];
+    bencode::encode_into(
+        &Value::List(vec![Value::List(items), Value::List(tombs)]),
+        &mut out,
+    );
+    Ok(out)
+}
+
+/// Decodes a push body of either version.
+pub fn decode_push_body(body: &[u8]) -> Result<PushBody, PushError> {
+    match body.first() {
+        Some(&PUSH_VERSION) => Ok(PushBody {
+            items: decode_push(body)?,
+            tombstones: Vec::new(),
+        }),
+        Some(&PUSH_VERSION_TOMBSTONES) => {
+            let value = bencode::decode(&body[1..])?;
+            let bad = PushError::BadItem(0, "the body is not [items, tombstones]");
+            let [items, tombs] = value.as_list().ok_or(bad.clone())? else {
+                return Err(bad);
+            };
+            let items = items
+                .as_list()
+                .ok_or(bad.clone())?
+                .iter()
+                .enumerate()
+                .map(|(i, v)| PushItem::from_value(i, v))
+                .collect::<Result<_, _>>()?;
+            let tombstones = tombs
+                .as_list()
+                .ok_or(bad)?
+                .iter()
+                .enumerate()
+                .map(|(i, v)| PushTombstone::from_value(i, v))
+                .collect::<Result<_, _>>()?;
+            Ok(PushBody { items, tombstones })
+        }
+        _ => Err(PushError::BadVersion),
+    }
+}
+
 /// The push reply `{"stored": <number inserted>}` (§7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PushReply {
     /// Items inserted.
     pub stored: u64,
+}
+
+#[cfg(test)]
+mod tombstone_tests {
+    use super::*;
+
+    #[test]
+    fn push_body_with_tombstones_round_trips() {
+        let account = AccountId::new(crate::identity::IdPrefix::Standard, [5; 32]);
+        let data = b"hello".to_vec();
+        let hash = message_hash(&account, Namespace(0), &data);
+        let item = PushItem {
+            account,
+            hash: hash.clone(),
+            timestamp: 1,
+            expiry: 2,
+            data,
+            namespace: Namespace(0),
+        };
+        let tombs = vec![
+            PushTombstone {
+                account,
+                hash: hash.clone(),
+                namespace: Namespace(0),
+                new_expiry: None,
+                keep_until: 9,
+            },
+            PushTombstone {
+                account,
+                hash,
+                namespace: Namespace(-11),
+                new_expiry: Some(7),
+                keep_until: 9,
+            },
+        ];
+        let body = encode_push_with_tombstones(std::slice::from_ref(&item), &tombs).unwrap();
+        let back = decode_push_body(&body).unwrap();
+        assert_eq!(back.items, vec![item.clone()]);
+        assert_eq!(back.tombstones, tombs);
+        // Version 1 bodies still decode, without tombstones.
+        let v1 = decode_push_body(&encode_push(&[item]).unwrap()).unwrap();
+        assert!(v1.tombstones.is_empty());
+        assert_eq!(
+            decode_push_body(&[3, b'l', b'e']),
+            Err(PushError::BadVersion)
+        );
+        assert!(decode_push_body(&[2, b'l', b'e']).is_err());
+    }
 }
 
 #[cfg(test)]
