@@ -126,9 +126,9 @@ pub enum Action {
     /// Fetch the registry from the built-in seed nodes with a direct
     /// `get_registry`, then feed it to [`PathManager::handle_registry`].
     Bootstrap,
-    /// Fetch the registry through an onion request
-    /// ([`PathManager::plan_server_request`]-style path, any node), then feed
-    /// it to [`PathManager::handle_registry`].
+    /// Fetch the registry with `get_registry` through an onion request to any
+    /// node (e.g. [`PathManager::plan_storage_request`] over a few pool
+    /// nodes), then feed it to [`PathManager::handle_registry`].
     RefreshRegistry,
     /// Send a direct `info` to `node` (TLS pinned to its key, 10 s timeout) and
     /// report with [`PathManager::handle_guard_test`].
@@ -181,7 +181,7 @@ struct ActiveGuard {
 struct Search {
     /// The candidate under test and when its test started.
     testing: Option<(NodeRecord, u64)>,
-    /// Failed candidates of this round.
+    /// Failed candidates, not tried again until every candidate failed.
     tried: BTreeSet<Ed25519Public>,
     /// Failed candidates in this round.
     attempts: u32,
@@ -404,9 +404,13 @@ impl PathManager {
     /// every path attempt failed for `bootstrap_after_ms`.
     pub fn needs_bootstrap(&self, now_ms: u64) -> bool {
         self.pool.usable_count(now_ms) < self.config.min_usable_nodes
-            || self
-                .failing_since_ms
-                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.bootstrap_after_ms)
+            || self.failing_too_long(now_ms)
+    }
+
+    /// True when every path attempt has failed for `bootstrap_after_ms`.
+    fn failing_too_long(&self, now_ms: u64) -> bool {
+        self.failing_since_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.bootstrap_after_ms)
     }
 
     // ---- inputs --------------------------------------------------------------
@@ -660,15 +664,18 @@ impl PathManager {
             path_id,
             mut request,
         } = plan;
-        if outcome.path_worked() {
-            self.failing_since_ms = None;
-        } else {
-            self.failing_since_ms.get_or_insert(now_ms);
-        }
         let dest_key = match &destination {
             Destination::Node(n) => Some(n.ed25519),
             Destination::Server => None,
         };
+        // Hop 3 reporting an unknown destination means the path itself works.
+        let path_worked = outcome.path_worked()
+            || matches!(&outcome, Outcome::NextNodeNotFound(x) if Some(*x) == dest_key);
+        if path_worked {
+            self.failing_since_ms = None;
+        } else {
+            self.failing_since_ms.get_or_insert(now_ms);
+        }
         let is_storage = matches!(request.kind, RequestKind::Storage { .. });
         let next = attempt.saturating_add(1);
         let fail_exhausted = |o: &Outcome| {
@@ -843,21 +850,36 @@ impl PathManager {
         now_ms: u64,
         draw: &mut dyn FnMut(u64) -> u64,
     ) -> Decision {
+        // A request asks for a bootstrap at most once.
+        if !request.bootstrapped && self.failing_too_long(now_ms) {
+            return self.bootstrap_decision(request, attempt, now_ms);
+        }
         match self.plan(request.clone(), attempt, avoid_slot, now_ms, draw) {
             Ok(plan) => Decision::Retry {
                 delay_ms: backoff_ms(attempt),
                 plan: Box::new(plan),
                 swarm: None,
             },
-            Err(PathError::NoPath) if self.needs_bootstrap(now_ms) => {
-                Decision::Bootstrap(Pending {
-                    request,
-                    attempt,
-                    avoid_slot: None,
-                })
+            Err(PathError::NoPath) if !request.bootstrapped && self.needs_bootstrap(now_ms) => {
+                self.bootstrap_decision(request, attempt, now_ms)
             }
             Err(e) => Decision::Fail(e),
         }
+    }
+
+    fn bootstrap_decision(
+        &mut self,
+        mut request: RequestState,
+        attempt: u32,
+        now_ms: u64,
+    ) -> Decision {
+        self.bootstrap_asked_ms = Some(now_ms);
+        request.bootstrapped = true;
+        Decision::Bootstrap(Pending {
+            request,
+            attempt,
+            avoid_slot: None,
+        })
     }
 
     fn plan(
@@ -1269,7 +1291,6 @@ impl PathManager {
             s.rounds = s.rounds.saturating_add(1);
             s.backoff_until_ms = now_ms.saturating_add(backoff_ms(s.rounds));
             s.attempts = 0;
-            s.tried.clear();
         }
     }
 
@@ -1295,13 +1316,30 @@ impl PathManager {
             return None;
         }
         let mut excluded = self.reserved_except(i);
-        excluded.extend(search.tried.iter().copied());
         excluded.extend(search.retired);
+        // Candidates that failed (for either slot) are tried again only once
+        // every other candidate has failed too.
+        let mut tried: BTreeSet<Ed25519Public> = BTreeSet::new();
+        for s in &self.slots {
+            if let GuardSlot::Searching(other) = &s.guard {
+                tried.extend(other.tried.iter().copied());
+            }
+        }
         let usable = self.pool.usable(now_ms);
-        let cands: Vec<&NodeRecord> = usable
-            .into_iter()
-            .filter(|n| !excluded.contains(&n.ed25519))
+        let mut cands: Vec<&NodeRecord> = usable
+            .iter()
+            .copied()
+            .filter(|n| !excluded.contains(&n.ed25519) && !tried.contains(&n.ed25519))
             .collect();
+        if cands.is_empty() && !tried.is_empty() {
+            // Every candidate failed once: start over.
+            cands = usable
+                .iter()
+                .copied()
+                .filter(|n| !excluded.contains(&n.ed25519))
+                .collect();
+            tried.clear();
+        }
         let avoid: Vec<&NodeRecord> = self
             .slots
             .iter()
@@ -1310,8 +1348,16 @@ impl PathManager {
             .filter_map(|(_, s)| s.guard_like())
             .collect();
         let node = pick(&cands, &avoid, draw)?.clone();
-        if let Some(GuardSlot::Searching(s)) = self.slots.get_mut(i).map(|s| &mut s.guard) {
-            s.testing = Some((node.clone(), now_ms));
+        let start_over = tried.is_empty();
+        for (j, slot) in self.slots.iter_mut().enumerate() {
+            if let GuardSlot::Searching(s) = &mut slot.guard {
+                if start_over {
+                    s.tried.clear();
+                }
+                if j == i {
+                    s.testing = Some((node.clone(), now_ms));
+                }
+            }
         }
         Some(Action::TestGuard { node })
     }

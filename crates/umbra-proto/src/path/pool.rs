@@ -8,7 +8,7 @@
 //!   or until the node's record changes in a new registry.
 //! - Two nodes are in the same /24 when their IPv4 addresses share the first
 //!   three bytes ([`same_subnet`]). Where no candidate satisfies the /24 rule
-//!   (a test network on one subnet or one host), [`pick`] applies it to whole
+//!   (a test network on one subnet or one host), the picker applies it to whole
 //!   addresses, and drops it if that cannot be satisfied either.
 
 use std::collections::BTreeMap;

@@ -77,6 +77,8 @@ pub(crate) struct RequestState {
     pub(crate) clock_resyncs: u32,
     /// Plaintext `400`s seen.
     pub(crate) relay_rejections: u32,
+    /// Whether this request already asked for a bootstrap.
+    pub(crate) bootstrapped: bool,
 }
 
 impl RequestState {
@@ -87,6 +89,7 @@ impl RequestState {
             misdirected: 0,
             clock_resyncs: 0,
             relay_rejections: 0,
+            bootstrapped: false,
         }
     }
 }
