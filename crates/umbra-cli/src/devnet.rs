@@ -44,6 +44,9 @@ pub struct UpArgs {
     /// Minimum swarm size of the devnet.
     #[arg(long, default_value_t = 3)]
     swarm_size_hint: usize,
+    /// Put each node on its own loopback address in its own /24 (127.0.N.1).
+    #[arg(long)]
+    distinct_ips: bool,
 }
 
 /// The devnet directory.
@@ -101,6 +104,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         dir: a.dir.clone(),
         base_port: a.base_port,
         swarm_size_hint: a.swarm_size_hint,
+        distinct_ips: a.distinct_ips,
         mode: Mode::Processes { exe },
     };
     eprintln!("starting {} nodes in {} …", a.nodes, a.dir.display());

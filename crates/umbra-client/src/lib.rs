@@ -3,12 +3,14 @@
 //!
 //! | module | owns |
 //! | --- | --- |
+//! | [`api`] | typed onion-routed storage calls: store, retrieve, delete, expire, get_swarm |
 //! | [`profile`] | the profile directory: lock, keys, the local store's key (optionally wrapped by a passphrase) |
 //! | [`store`] | the local store: messages, conversations, contacts, settings, seen hashes — encrypted at rest |
 //! | [`net`] | onion requests through guard paths (driving `umbra_proto::path`), swarm lookup, network time |
 //! | [`client`] | send, sync, requests and blocking, receipts, typing, disappearing messages, unsend |
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod client;
 pub mod net;
 pub mod profile;

@@ -49,6 +49,9 @@ pub struct DevnetOptions {
     pub swarm_size_hint: usize,
     /// In-process or processes.
     pub mode: Mode,
+    /// Give node i its own loopback address in its own /24 (`127.0.{i+1}.1`,
+    /// Linux routes all of 127/8 to lo) so the client's subnet rules apply.
+    pub distinct_ips: bool,
 }
 
 impl DevnetOptions {
@@ -60,6 +63,7 @@ impl DevnetOptions {
             base_port: 0,
             swarm_size_hint: 3,
             mode: Mode::InProcess,
+            distinct_ips: false,
         }
     }
 }
@@ -178,10 +182,29 @@ fn now_ms() -> u64 {
     SystemClock.now_ms()
 }
 
-fn free_port() -> Result<u16, DevnetError> {
-    let l =
-        std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io("finding a free port"))?;
+fn free_port_on(ip: Ipv4Addr) -> Result<u16, DevnetError> {
+    let l = std::net::TcpListener::bind((ip, 0)).map_err(io("finding a free port"))?;
     Ok(l.local_addr().map_err(io("finding a free port"))?.port())
+}
+
+fn free_port() -> Result<u16, DevnetError> {
+    free_port_on(Ipv4Addr::LOCALHOST)
+}
+
+/// The loopback address of node `i` (its own /24 when `distinct`).
+fn node_ip(i: usize, distinct: bool) -> Ipv4Addr {
+    if distinct {
+        Ipv4Addr::new(127, ((i + 1) / 256) as u8, ((i + 1) % 256) as u8, 1)
+    } else {
+        Ipv4Addr::LOCALHOST
+    }
+}
+
+fn ipv4_of(a: &SocketAddr) -> Ipv4Addr {
+    match a.ip() {
+        std::net::IpAddr::V4(v4) => v4,
+        std::net::IpAddr::V6(_) => Ipv4Addr::LOCALHOST,
+    }
 }
 
 impl Devnet {
@@ -215,14 +238,15 @@ impl Devnet {
                 message: e.to_string(),
             })?;
             keys.push(kp);
+            let ip = node_ip(i, opts.distinct_ips);
             let port = if opts.base_port == 0 {
-                free_port()?
+                free_port_on(ip)?
             } else {
                 opts.base_port
                     .checked_add(i as u16)
                     .ok_or_else(|| DevnetError::Invalid("port out of range".into()))?
             };
-            addrs.push(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+            addrs.push(SocketAddr::from((ip, port)));
             admins.push(match opts.mode {
                 Mode::Processes { .. } => {
                     Some(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?)))
@@ -241,7 +265,7 @@ impl Devnet {
                 .zip(&addrs)
                 .take(3)
                 .map(|(k, a)| SeedNode {
-                    ip: Ipv4Addr::LOCALHOST,
+                    ip: ipv4_of(a),
                     port_https: a.port(),
                     pubkey_ed25519: Ed25519Hex(k.public()),
                 })
@@ -506,8 +530,9 @@ impl Devnet {
             message: e.to_string(),
         })?;
         self.keys.push(kp);
-        self.addrs
-            .push(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?)));
+        let distinct = self.addrs.iter().any(|a| ipv4_of(a) != Ipv4Addr::LOCALHOST);
+        let ip = node_ip(i, distinct);
+        self.addrs.push(SocketAddr::from((ip, free_port_on(ip)?)));
         self.admins.push(match self.mode {
             Mode::Processes { .. } => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?))),
             Mode::InProcess => None,
@@ -639,7 +664,7 @@ fn build_doc(
     for (i, kp) in keys.iter().enumerate() {
         if listed[i] {
             records.push(
-                NodeRecord::sign(kp, Ipv4Addr::LOCALHOST, addrs[i].port(), [0, 1, 0])
+                NodeRecord::sign(kp, ipv4_of(&addrs[i]), addrs[i].port(), [0, 1, 0])
                     .map_err(|e| DevnetError::Registry(e.to_string()))?,
             );
         }
