@@ -437,7 +437,7 @@ async fn run_async(c: &Common, client: &Client, cmd: MsgCommand) -> anyhow::Resu
             if c.json {
                 println!(
                     "{}",
-                    json!({"new_messages": rep.new_messages, "new_requests": rep.new_requests, "receipts": rep.receipts, "unsent": rep.unsent, "undecryptable": rep.undecryptable})
+                    json!({"new_messages": rep.new_messages, "new_requests": rep.new_requests, "receipts": rep.receipts, "unsent": rep.unsent, "undecryptable": rep.undecryptable, "blocked": rep.blocked})
                 );
             } else {
                 println!(
