@@ -10,6 +10,8 @@
 //! [`Devnet::remove_node`] publish a new epoch; nodes pick it up from the
 //! shared registry file.
 
+pub mod sim;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
