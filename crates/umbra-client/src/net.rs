@@ -7,7 +7,9 @@
 //! (retry with backoff, replace nodes, follow `421`s, resync the clock).
 //!
 //! The only direct (non-onion) requests are `info` to test a guard and
-//! `get_registry` to a seed node at bootstrap (`storage-rpc.md` §1.2).
+//! `get_registry` to a seed node at bootstrap (`storage-rpc.md` §1.2); the
+//! clock resync of §10.5 asks `info` through onion requests. Tests can
+//! switch on a log of every request sent ([`Network::record_requests`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,6 +50,98 @@ pub enum NetError {
     /// Building the onion failed (e.g. the request is too large).
     #[error("cannot build the onion request: {0}")]
     Onion(String),
+    /// The request failed for good after one or more tries; `last` says
+    /// where the last try failed.
+    #[error("request failed: {error}; last try: {last}")]
+    Failed {
+        /// Why the path manager gave up.
+        error: PathError,
+        /// The last try's route and failure point.
+        last: Box<TryFailure>,
+    },
+}
+
+/// Where a try failed (`onion.md` §7.3, §10.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailedAt {
+    /// The guard could not be reached (connection, TLS or timeout).
+    Guard,
+    /// A relay named this node as the one it could not reach or find
+    /// (`502` "Next node not found/unreachable: <key>").
+    Node([u8; 32]),
+    /// A relay on the path answered a plaintext error without naming a node.
+    Relay,
+    /// The reply did not decrypt under the destination-layer key.
+    Undecryptable,
+    /// The destination answered with this inner status.
+    Destination(u16),
+    /// The onion could not be built.
+    Build,
+}
+
+/// The last failed try of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryFailure {
+    /// `[guard, hop2, hop3, destination]` Ed25519 keys.
+    pub route: Vec<[u8; 32]>,
+    /// Where it failed.
+    pub at: FailedAt,
+    /// The plaintext status and text a relay answered, if any.
+    pub relay_reply: Option<(u16, String)>,
+}
+
+impl TryFailure {
+    /// The route position (0 = guard, 1 = hop 2, 2 = hop 3, 3 =
+    /// destination) of the node that failed, when known.
+    pub fn position(&self) -> Option<usize> {
+        match &self.at {
+            FailedAt::Guard => Some(0),
+            FailedAt::Destination(_) => Some(3),
+            FailedAt::Node(k) => self.route.iter().position(|r| r == k),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TryFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const NAMES: [&str; 4] = ["guard", "hop 2", "hop 3", "destination"];
+        let short = |k: &[u8; 32]| hex::encode(&k[..4]);
+        match &self.at {
+            FailedAt::Guard => write!(f, "guard unreachable")?,
+            FailedAt::Node(k) => match self.position().and_then(|i| NAMES.get(i)) {
+                Some(name) => write!(f, "{name} ({}…) unreachable", short(k))?,
+                None => write!(f, "node {}… unreachable", short(k))?,
+            },
+            FailedAt::Relay => write!(f, "a relay failed")?,
+            FailedAt::Undecryptable => write!(f, "reply did not decrypt")?,
+            FailedAt::Destination(s) => write!(f, "destination answered {s}")?,
+            FailedAt::Build => write!(f, "onion not built")?,
+        }
+        if let Some((status, text)) = &self.relay_reply {
+            write!(f, " [relay {status}: {text}]")?;
+        }
+        if let Some(g) = self.route.first() {
+            write!(f, " via guard {}…", short(g))?;
+        }
+        Ok(())
+    }
+}
+
+/// One request the network layer sent (recorded for tests, see
+/// [`Network::record_requests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRequest {
+    /// The node it went to (Ed25519).
+    pub to: [u8; 32],
+    /// The HTTP path (`/storage_rpc/v1` for direct requests,
+    /// `/onion_req/v2` for onions).
+    pub endpoint: &'static str,
+    /// The RPC method of a direct request (`None` for an onion).
+    pub method: Option<&'static str>,
+    /// The HTTP body length in bytes.
+    pub body_len: usize,
 }
 
 /// A storage RPC reply from the destination node (any status).
@@ -90,6 +184,8 @@ pub struct Network {
     registry_config: RegistryConfig,
     client: NodeClient,
     clock: Arc<dyn Clock>,
+    request_timeout: Duration,
+    sent: std::sync::Mutex<Option<Vec<SentRequest>>>,
 }
 
 /// A uniform draw in `0..n` from the OS RNG (rejection sampling).
@@ -118,6 +214,14 @@ fn addr(r: &NodeRecord) -> NodeAddr {
         std::net::SocketAddr::from((r.ipv4, r.https_port)),
         r.ed25519,
     )
+}
+
+/// The node a relay's plaintext error names (`Next node not found: <hex>`,
+/// `Next node unreachable: <hex>`, `Snode not ready: <hex>`).
+fn named_node(text: &str) -> Option<[u8; 32]> {
+    let hex_key = text.trim().rsplit(": ").next()?;
+    let mut k = [0u8; 32];
+    (hex_key.len() == 64 && hex::decode_to_slice(hex_key, &mut k).is_ok()).then_some(k)
 }
 
 fn layer_random() -> LayerRandom {
@@ -160,7 +264,63 @@ impl Network {
             registry_config,
             client: NodeClient::default(),
             clock,
+            request_timeout: REQUEST_TIMEOUT,
+            sent: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Sets the timeout of each onion try (default 10 s, `onion.md` §10.7).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Starts (or stops and clears) recording every request sent, direct or
+    /// onion, for tests and audits: see [`Network::sent_requests`].
+    pub fn record_requests(&self, on: bool) {
+        if let Ok(mut g) = self.sent.lock() {
+            *g = on.then(Vec::new);
+        }
+    }
+
+    /// The requests sent since recording started.
+    pub fn sent_requests(&self) -> Vec<SentRequest> {
+        self.sent
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sends `req` to `node`, recording it when recording is on.
+    async fn send_logged(
+        &self,
+        node: &NodeAddr,
+        method: Option<&'static str>,
+        body_len: usize,
+        req: Request,
+    ) -> Result<umbra_transport::Response, TransportError> {
+        if let Ok(mut g) = self.sent.lock()
+            && let Some(log) = g.as_mut()
+        {
+            log.push(SentRequest {
+                to: node.key.to_bytes(),
+                endpoint: if method.is_some() {
+                    "/storage_rpc/v1"
+                } else {
+                    "/onion_req/v2"
+                },
+                method,
+                body_len,
+            });
+        }
+        self.client.send(node, req).await
+    }
+
+    /// The ready onion paths, `[guard, hop2, hop3]` each.
+    pub async fn paths(&self) -> Vec<[NodeRecord; 3]> {
+        let st = self.state.lock().await;
+        st.pm.paths().into_iter().map(|(_, p)| p.clone()).collect()
     }
 
     fn now(&self) -> u64 {
@@ -217,11 +377,12 @@ impl Network {
                 seed.pubkey_ed25519.0,
             );
             let body = json!({"method": "get_registry", "params": {}}).to_string();
+            let len = body.len();
             let req = match Request::post("/storage_rpc/v1", body.into_bytes()) {
                 Ok(r) => r.timeout(REQUEST_TIMEOUT),
                 Err(e) => return Err(NetError::Bootstrap(e.to_string())),
             };
-            match self.client.send(&a, req).await {
+            match self.send_logged(&a, Some("get_registry"), len, req).await {
                 Ok(resp) if resp.status == 200 => {
                     match serde_json::from_slice::<GetRegistryResponse>(&resp.body) {
                         Ok(GetRegistryResponse {
@@ -289,7 +450,7 @@ impl Network {
                     destination,
                 } => {
                     let payload = json!({"method": "info", "params": {}}).to_string();
-                    let (outcome, _) = self
+                    let (outcome, _, _) = self
                         .send_once(&path, &destination, payload.as_bytes())
                         .await;
                     let now = self.now();
@@ -307,10 +468,14 @@ impl Network {
 
     async fn direct_info(&self, node: &NodeRecord) -> Option<u64> {
         let body = json!({"method": "info", "params": {}}).to_string();
+        let len = body.len();
         let req = Request::post("/storage_rpc/v1", body.into_bytes())
             .ok()?
             .timeout(GUARD_TEST_TIMEOUT);
-        let resp = self.client.send(&addr(node), req).await.ok()?;
+        let resp = self
+            .send_logged(&addr(node), Some("info"), len, req)
+            .await
+            .ok()?;
         if resp.status != 200 {
             return None;
         }
@@ -359,13 +524,22 @@ impl Network {
     }
 
     /// One try: build the onion for `path` → `destination`, send it to the
-    /// guard, classify the reply.
+    /// guard, classify the reply (with where it failed, if it did).
     async fn send_once(
         &self,
         path: &[NodeRecord; 3],
         destination: &NodeRecord,
         payload: &[u8],
-    ) -> (Outcome, Option<RpcReply>) {
+    ) -> (Outcome, Option<RpcReply>, Option<TryFailure>) {
+        let mut route: Vec<[u8; 32]> = path.iter().map(|n| n.ed25519.to_bytes()).collect();
+        route.push(destination.ed25519.to_bytes());
+        let failed = |at: FailedAt, relay_reply: Option<(u16, String)>| {
+            Some(TryFailure {
+                route: route.clone(),
+                at,
+                relay_reply,
+            })
+        };
         let built = (|| {
             let hops = path.iter().map(path_node).collect::<Result<Vec<_>, _>>()?;
             let dest = OnionDestination::Node {
@@ -380,19 +554,33 @@ impl Network {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot build onion");
-                return (Outcome::Rejected { status: 413 }, None);
+                return (
+                    Outcome::Rejected { status: 413 },
+                    None,
+                    failed(FailedAt::Build, None),
+                );
             }
         };
+        let len = built.body.len();
         let req = match Request::post("/onion_req/v2", built.body) {
-            Ok(r) => r.timeout(REQUEST_TIMEOUT),
-            Err(_) => return (Outcome::GuardUnreachable, None),
+            Ok(r) => r.timeout(self.request_timeout),
+            Err(_) => {
+                return (
+                    Outcome::GuardUnreachable,
+                    None,
+                    failed(FailedAt::Guard, None),
+                );
+            }
         };
-        let resp = match self.client.send(&addr(&path[0]), req).await {
+        let resp = match self.send_logged(&addr(&path[0]), None, len, req).await {
             Ok(r) => r,
             Err(e) => {
-                let _: &TransportError = &e;
                 tracing::debug!(error = %e, "guard unreachable");
-                return (Outcome::GuardUnreachable, None);
+                return (
+                    Outcome::GuardUnreachable,
+                    None,
+                    failed(FailedAt::Guard, None),
+                );
             }
         };
         match open_node_reply(&built.reply_key, resp.status.as_u16(), &resp.body) {
@@ -403,21 +591,32 @@ impl Network {
                     v => v.to_string(),
                 };
                 let outcome = Outcome::from_inner(r.status, &text, t);
-                let mut route: Vec<[u8; 32]> = path.iter().map(|n| n.ed25519.to_bytes()).collect();
-                route.push(destination.ed25519.to_bytes());
+                let failure = (r.status != 200)
+                    .then(|| failed(FailedAt::Destination(r.status), None))
+                    .flatten();
                 (
                     outcome,
                     Some(RpcReply {
                         status: r.status,
                         body: r.body,
-                        route,
+                        route: route.clone(),
                     }),
+                    failure,
                 )
             }
             ReplyOutcome::RelayError { status, text } => {
-                (Outcome::from_relay_error(status, &text), None)
+                let outcome = Outcome::from_relay_error(status, &text);
+                let at = match named_node(&text) {
+                    Some(k) => FailedAt::Node(k),
+                    None => FailedAt::Relay,
+                };
+                (outcome, None, failed(at, Some((status, text))))
             }
-            _ => (Outcome::RelayFailure, None),
+            _ => (
+                Outcome::RelayFailure,
+                None,
+                failed(FailedAt::Undecryptable, None),
+            ),
         }
     }
 
@@ -470,13 +669,25 @@ impl Network {
             st.pm.plan_storage_request(&members, now, &mut draw)?
         };
         let mut last_reply: Option<RpcReply> = None;
+        let mut last_failure: Option<TryFailure> = None;
+        let fail = |error: PathError, last: &Option<TryFailure>| match last {
+            Some(t) => NetError::Failed {
+                error,
+                last: Box::new(t.clone()),
+            },
+            None => NetError::Path(error),
+        };
         loop {
             let Some(dest) = plan.destination_node().cloned() else {
-                return Err(NetError::Path(PathError::NoDestination));
+                return Err(fail(PathError::NoDestination, &last_failure));
             };
-            let (outcome, reply) = self.send_once(&plan.path, &dest, payload.as_bytes()).await;
+            let (outcome, reply, failure) =
+                self.send_once(&plan.path, &dest, payload.as_bytes()).await;
             if reply.is_some() {
                 last_reply = reply;
+            }
+            if failure.is_some() {
+                last_failure = failure;
             }
             let decision = {
                 let mut st = self.state.lock().await;
@@ -492,7 +703,7 @@ impl Network {
                     // A final inner error (e.g. still 421) is still a reply the caller can read.
                     return match last_reply {
                         Some(r) if r.status != 200 => Ok(r),
-                        _ => Err(e.into()),
+                        _ => Err(fail(e, &last_failure)),
                     };
                 }
                 Decision::Retry {
@@ -517,9 +728,14 @@ impl Network {
                     Err(st.pm.resume(pending, members.as_deref(), now, &mut draw))
                 }
                 Decision::ResyncClock { nodes, pending } => {
+                    // §10.5: `info` through onion requests, never direct.
                     let mut samples = Vec::new();
                     for n in &nodes {
-                        if let Some(t) = self.direct_info(n).await {
+                        let info = json!({"method": "info", "params": {}});
+                        if let Ok(r) = Box::pin(self.request_to(vec![n.clone()], info, None)).await
+                            && r.status == 200
+                            && let Some(t) = r.body.get("t").and_then(Value::as_u64)
+                        {
                             samples.push((t, self.now()));
                         }
                     }
@@ -541,9 +757,9 @@ impl Network {
                     tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                     *plan
                 }
-                Err(Decision::Fail(e)) => return Err(e.into()),
+                Err(Decision::Fail(e)) => return Err(fail(e, &last_failure)),
                 Err(Decision::Done) => return last_reply.ok_or(NetError::Path(PathError::NoPath)),
-                Err(_) => return Err(NetError::Path(PathError::NoPath)),
+                Err(_) => return Err(fail(PathError::NoPath, &last_failure)),
             };
         }
     }
