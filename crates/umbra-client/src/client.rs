@@ -32,6 +32,8 @@ use crate::store::{
 pub const DEFAULT_TTL_MS: u64 = 14 * 86_400_000;
 /// TTL of typing indicators.
 pub const TYPING_TTL_MS: u64 = 20_000;
+/// A typing indicator is shown at most this long after its STARTED (§13).
+pub const TYPING_SHOW_MS: u64 = 15_000;
 /// The longest disappearing timer a receiver honours (§14.1), seconds.
 pub const MAX_TIMER_S: u32 = 1_209_600;
 
@@ -584,6 +586,7 @@ impl Client {
         let me = self.account_id();
         let mut report = SyncReport::default();
         let mut last_hash: Option<String> = None;
+        let mut typing: std::collections::HashMap<AccountId, (u64, bool)> = Default::default();
         for _page in 0..20 {
             let t = self.now().await;
             let mut params = json!({
@@ -624,7 +627,10 @@ impl Client {
                     .ok()
                     .and_then(|b| open_envelope(self.keys(), &b).ok())
                 {
-                    Some(opened) => self.apply(opened, hash, expiry, &mut report).await?,
+                    Some(opened) => {
+                        self.apply(opened, hash, expiry, &mut report, &mut typing)
+                            .await?
+                    }
                     None => report.undecryptable += 1,
                 }
                 self.profile.store().mark_seen(hash, expiry)?;
@@ -634,6 +640,11 @@ impl Client {
             }
         }
         let now = self.now().await;
+        report.typing = typing
+            .into_iter()
+            .filter(|(_, (t, on))| *on && now.saturating_sub(*t) <= TYPING_SHOW_MS)
+            .map(|(p, _)| p)
+            .collect();
         self.profile.store().expire_due(now)?;
         let _ = self.persist().await;
         Ok(report)
@@ -646,6 +657,7 @@ impl Client {
         hash: &str,
         swarm_expiry: u64,
         report: &mut SyncReport,
+        typing: &mut std::collections::HashMap<AccountId, (u64, bool)>,
     ) -> Result<(), ClientError> {
         let store = self.profile.store();
         let me = self.account_id();
@@ -702,18 +714,25 @@ impl Client {
             return Ok(());
         }
         if let Some(t) = &o.content.typing_message {
-            if !from_self
-                && store.typing_indicators()?
-                && t.timestamp == o.timestamp_ms
-                && t.action == typing_message::Action::Started as i32
-            {
-                report.typing.push(peer);
+            if !from_self && store.typing_indicators()? && t.timestamp == o.timestamp_ms {
+                let started = t.action == typing_message::Action::Started as i32;
+                let e = typing.entry(peer).or_insert((0, false));
+                if o.timestamp_ms >= e.0 {
+                    *e = (o.timestamp_ms, started);
+                }
             }
             return Ok(());
         }
         let Some(dm) = &o.content.data_message else {
             return Ok(());
         };
+        // A visible message ends the sender's typing indicator (§13).
+        if !from_self
+            && let Some(e) = typing.get_mut(&peer)
+            && o.timestamp_ms >= e.0
+        {
+            *e = (o.timestamp_ms, false);
+        }
         if is_timer_update(dm) {
             store.set_disappearing(&peer, d)?;
         }
@@ -739,6 +758,13 @@ impl Client {
         } else {
             let e = match d.mode {
                 DisappearingMode::AfterSend => Some(swarm_expiry),
+                // Shortened by another device of ours, so read there (§14.3).
+                DisappearingMode::AfterRead
+                    if swarm_expiry <= now + d.timer_ms()
+                        && swarm_expiry < o.timestamp_ms.saturating_add(DEFAULT_TTL_MS) =>
+                {
+                    Some(swarm_expiry)
+                }
                 _ => None,
             };
             (e, Direction::In)
@@ -769,6 +795,13 @@ impl Client {
         } else {
             // Any visible message from them means they approved us (§11).
             store.set_approved_us(&peer, true)?;
+        }
+        if let Some(id) = inserted
+            && !from_self
+            && d.mode == DisappearingMode::AfterRead
+            && expires_at.is_some()
+        {
+            store.mark_message_read(id, swarm_expiry.saturating_sub(d.timer_ms()))?;
         }
         if inserted.is_some() {
             report.new_messages += 1;

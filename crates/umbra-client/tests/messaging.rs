@@ -754,7 +754,6 @@ async fn typing_indicators() {
 /// §13 receiver: a STARTED older than 15 s (e.g. retrieved late; typing
 /// messages live 20 s on the swarm) is not shown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: Client::apply reports any STARTED as typing, however old (§13: cleared 15 s after the last STARTED)"]
 async fn typing_indicator_stale_started_is_not_shown() {
     let accts = Accounts::new();
     let (alice, bob) = (accts.client("alice"), accts.client("bob"));
@@ -789,7 +788,6 @@ async fn typing_indicator_stale_started_is_not_shown() {
 /// §13 receiver: a STOPPED that follows a STARTED clears it, also when
 /// both arrive in the same sync.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: Client::apply never clears a peer from SyncReport.typing on STOPPED (or on a visible message), so STARTED+STOPPED in one sync reports typing"]
 async fn typing_indicator_stopped_in_the_same_sync_clears_it() {
     let accts = Accounts::new();
     let (alice, bob) = (accts.client("alice"), accts.client("bob"));
@@ -998,7 +996,6 @@ async fn disappearing_after_send_and_after_read() {
 /// already read (its swarm copy was shortened) arrives as read, with
 /// `expires_at` = its swarm expiration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: Client::apply ignores a shortened swarm expiration on incoming delete-after-read messages (§14.3): another device shows it unread with no timer"]
 async fn after_read_on_one_device_is_read_on_the_other() {
     let accts = Accounts::new();
     let bob_seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());

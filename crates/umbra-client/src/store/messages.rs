@@ -422,6 +422,16 @@ impl LocalStore {
         Ok(changed)
     }
 
+    /// Marks one incoming message read at `read_at_ms` (read on another
+    /// device, §14.3); returns whether it was unread.
+    pub fn mark_message_read(&self, id: MessageId, read_at_ms: u64) -> Result<bool> {
+        let at = to_i64(read_at_ms, "read time")?;
+        self.update_one(
+            "UPDATE messages SET read_at = ?2 WHERE id = ?1 AND read_at IS NULL",
+            &[&id.0, &at],
+        )
+    }
+
     /// Deletes a message for everyone (unsend, §10): its text is scrubbed
     /// and it is shown as "This message was deleted". Returns whether the
     /// message exists.
