@@ -81,7 +81,7 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<()> {
 }
 
 /// Reads the phrase from stdin, prompting on stderr when stdin is a terminal.
-fn read_phrase_from_stdin() -> Result<Zeroizing<String>> {
+pub(crate) fn read_phrase_from_stdin() -> Result<Zeroizing<String>> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprint!("Recovery phrase (13 or 25 words), then Enter and Ctrl-D: ");

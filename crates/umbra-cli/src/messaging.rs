@@ -7,7 +7,6 @@
 //! of the network configuration it was created with. With `--json` each
 //! command prints one JSON object per line.
 
-use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -221,24 +220,33 @@ fn resolve(client: &Client, who: &str) -> anyhow::Result<AccountId> {
     }
 }
 
+/// Creates the profile in `dir` for `seed` and saves the network configuration in it.
+fn create_profile(
+    c: &Common,
+    dir: &Path,
+    network: &Path,
+    seed: &AccountSeed,
+    protect: bool,
+) -> anyhow::Result<Profile> {
+    let net = read_network(network)?;
+    let pass = if protect {
+        Some(passphrase(c)?.context("--protect needs --passphrase-file or UMBRA_PASSPHRASE")?)
+    } else {
+        None
+    };
+    let profile = Profile::create(dir, seed, pass.as_deref())?;
+    std::fs::write(dir.join(NETWORK_FILE), net.to_json())
+        .context("saving the network configuration")?;
+    Ok(profile)
+}
+
 /// Runs `umbra account …`.
 pub fn account(c: &Common, cmd: AccountCommand) -> anyhow::Result<()> {
     let dir = home(c)?;
     match cmd {
         AccountCommand::Create { network, protect } => {
-            let net = read_network(&network)?;
             let seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
-            let pass = if protect {
-                Some(
-                    passphrase(c)?
-                        .context("--protect needs --passphrase-file or UMBRA_PASSPHRASE")?,
-                )
-            } else {
-                None
-            };
-            let profile = Profile::create(&dir, &seed, pass.as_deref())?;
-            std::fs::write(dir.join(NETWORK_FILE), net.to_json())
-                .context("saving the network configuration")?;
+            let profile = create_profile(c, &dir, &network, &seed, protect)?;
             let id = profile.account_id();
             let phrase = profile.phrase();
             if c.json {
@@ -260,39 +268,12 @@ pub fn account(c: &Common, cmd: AccountCommand) -> anyhow::Result<()> {
             mnemonic,
             protect,
         } => {
-            let net = read_network(&network)?;
             let phrase = match mnemonic {
-                Some(m) => m,
-                None => {
-                    if std::io::stdin().is_terminal() {
-                        eprintln!("Enter your recovery phrase (13 or 25 words), then Enter:");
-                        let mut line = String::new();
-                        std::io::stdin()
-                            .read_line(&mut line)
-                            .context("reading the phrase")?;
-                        line
-                    } else {
-                        let mut s = String::new();
-                        std::io::stdin()
-                            .take(4096)
-                            .read_to_string(&mut s)
-                            .context("reading the phrase")?;
-                        s
-                    }
-                }
+                Some(m) => zeroize::Zeroizing::new(m),
+                None => crate::keys::read_phrase_from_stdin()?,
             };
             let seed = AccountSeed::from_phrase(&phrase)?;
-            let pass = if protect {
-                Some(
-                    passphrase(c)?
-                        .context("--protect needs --passphrase-file or UMBRA_PASSPHRASE")?,
-                )
-            } else {
-                None
-            };
-            let profile = Profile::create(&dir, &seed, pass.as_deref())?;
-            std::fs::write(dir.join(NETWORK_FILE), net.to_json())
-                .context("saving the network configuration")?;
+            let profile = create_profile(c, &dir, &network, &seed, protect)?;
             let id = profile.account_id();
             if c.json {
                 println!(

@@ -502,66 +502,39 @@ async fn account_method(
             };
             return recurse(node, local, method, params, via, required).await;
         }
-        Request::DeleteAll(p) => {
-            let v = match with_env(origin, revoked, |env| {
-                validate::validate_delete_all(&p, now, env)
+        req @ (Request::DeleteAll(_) | Request::DeleteBefore(_) | Request::ExpireAll(_)) => {
+            let v = match with_env(origin, revoked, |env| match &req {
+                Request::DeleteAll(p) => validate::validate_delete_all(p, now, env),
+                Request::DeleteBefore(p) => validate::validate_delete_before(p, now, env),
+                Request::ExpireAll(p) => validate::validate_expire_all(p, now, env),
+                _ => Err(RpcError::bad_request("not a namespace operation")),
             }) {
                 Ok(v) => v,
                 Err(e) => return e.into(),
             };
             let local = async {
-                let found = node
-                    .store
-                    .delete_all(&account, namespaces(v.namespace), now)
-                    .await
-                    .map_err(|e| store_failure(&e))?;
-                to_value(node_sig::sign_delete_all_result(
-                    signer,
-                    &p,
-                    hashes_by_ns(v.namespace, found)?,
-                ))
-            };
-            return recurse(node, local, method, params, via, false).await;
-        }
-        Request::DeleteBefore(p) => {
-            let v = match with_env(origin, revoked, |env| {
-                validate::validate_delete_before(&p, now, env)
-            }) {
-                Ok(v) => v,
-                Err(e) => return e.into(),
-            };
-            let local = async {
-                let found = node
-                    .store
-                    .delete_before(&account, namespaces(v.namespace), v.value, now)
-                    .await
-                    .map_err(|e| store_failure(&e))?;
-                to_value(node_sig::sign_delete_before_result(
-                    signer,
-                    &p,
-                    hashes_by_ns(v.namespace, found)?,
-                ))
-            };
-            return recurse(node, local, method, params, via, false).await;
-        }
-        Request::ExpireAll(p) => {
-            let v = match with_env(origin, revoked, |env| {
-                validate::validate_expire_all(&p, now, env)
-            }) {
-                Ok(v) => v,
-                Err(e) => return e.into(),
-            };
-            let local = async {
-                let found = node
-                    .store
-                    .expire_all(&account, namespaces(v.namespace), v.value, now)
-                    .await
-                    .map_err(|e| store_failure(&e))?;
-                to_value(node_sig::sign_expire_all_result(
-                    signer,
-                    &p,
-                    hashes_by_ns(v.namespace, found)?,
-                ))
+                let sel = namespaces(v.namespace);
+                let found = match &req {
+                    Request::DeleteAll(_) => node.store.delete_all(&account, sel, now).await,
+                    Request::DeleteBefore(_) => {
+                        node.store.delete_before(&account, sel, v.value, now).await
+                    }
+                    _ => node.store.expire_all(&account, sel, v.value, now).await,
+                }
+                .map_err(|e| store_failure(&e))?;
+                let hashes = hashes_by_ns(v.namespace, found)?;
+                match &req {
+                    Request::DeleteAll(p) => {
+                        to_value(node_sig::sign_delete_all_result(signer, p, hashes))
+                    }
+                    Request::DeleteBefore(p) => {
+                        to_value(node_sig::sign_delete_before_result(signer, p, hashes))
+                    }
+                    Request::ExpireAll(p) => {
+                        to_value(node_sig::sign_expire_all_result(signer, p, hashes))
+                    }
+                    _ => Err(query_failure()),
+                }
             };
             return recurse(node, local, method, params, via, false).await;
         }
