@@ -1042,7 +1042,7 @@ impl Panel {
     }
 
     /// Frame, grid, tick labels and title.
-    fn axes(&self, area: &Area<'_>, title: &str, x_integer: bool) -> Result<(), SimError> {
+    fn axes(&self, area: &Area<'_>, title: &str, x_caption: &str) -> Result<(), SimError> {
         let ystep = tick_step(self.yr.1 - self.yr.0, 5.0);
         let mut v = (self.yr.0 / ystep).ceil() * ystep;
         while v <= self.yr.1 + ystep * 1e-9 {
@@ -1053,10 +1053,8 @@ impl Panel {
             text(area, self.x0 - 6 - text_width(&label), py - 7, &label, INK)?;
             v += ystep;
         }
-        let mut xstep = tick_step(self.xr.1 - self.xr.0, 8.0);
-        if x_integer {
-            xstep = xstep.max(1.0);
-        }
+        // Both x axes (epochs, member counts) are integers.
+        let xstep = tick_step(self.xr.1 - self.xr.0, 8.0).max(1.0);
         let mut v = (self.xr.0 / xstep).ceil() * xstep;
         while v <= self.xr.1 + xstep * 1e-9 {
             let (px, _) = self.map(v, self.yr.0);
@@ -1071,6 +1069,13 @@ impl Panel {
             INK.stroke_width(1),
         ))
         .map_err(perr)?;
+        text(
+            area,
+            self.x1 - text_width(x_caption),
+            self.y1 + 24,
+            x_caption,
+            INK,
+        )?;
         text(area, self.x0, self.y0 - 22, title, INK)
     }
 
@@ -1080,27 +1085,20 @@ impl Panel {
             .map_err(perr)
     }
 
+    /// One row of coloured keys above the panel, right-aligned, on the
+    /// title's line (never over the data).
     fn legend(&self, area: &Area<'_>, items: &[(&str, RGBColor)]) -> Result<(), SimError> {
-        let wmax = items.iter().map(|(l, _)| text_width(l)).max().unwrap_or(0);
-        let bx0 = self.x1 - 12 - wmax - 28;
-        area.draw(&Rectangle::new(
-            [
-                (bx0, self.y0 + 3),
-                (self.x1 - 4, self.y0 + 10 + 20 * items.len() as i32),
-            ],
-            WHITE.filled(),
-        ))
-        .map_err(perr)?;
-        let mut y = self.y0 + 8;
-        for (label, color) in items {
-            let x = self.x1 - 12 - text_width(label) - 20;
+        let y = self.y0 - 22;
+        let mut x = self.x1;
+        for (label, color) in items.iter().rev() {
+            x -= text_width(label) + 18;
             area.draw(&Rectangle::new(
-                [(x, y + 2), (x + 12, y + 12)],
+                [(x, y + 1), (x + 11, y + 12)],
                 color.filled(),
             ))
             .map_err(perr)?;
-            text(area, x + 18, y, label, INK)?;
-            y += 20;
+            text(area, x + 17, y, label, INK)?;
+            x -= 24;
         }
         Ok(())
     }
@@ -1114,6 +1112,13 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     }
 }
 
+/// `x` with at most 3 decimals and no trailing zeros.
+fn short_number(x: f64) -> String {
+    let s = format!("{x:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
 /// Draws the three-panel chart of a report into `path` (PNG).
 pub fn draw_chart(report: &SimReport, path: &Path) -> Result<(), SimError> {
     let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
@@ -1124,8 +1129,8 @@ pub fn draw_chart(report: &SimReport, path: &Path) -> Result<(), SimError> {
         c.nodes,
         c.accounts,
         c.epochs,
-        c.join_rate * 100.0,
-        c.leave_rate * 100.0,
+        short_number(c.join_rate * 100.0),
+        short_number(c.leave_rate * 100.0),
         c.seed
     );
     text(&root, 20, 12, &title, INK)?;
@@ -1136,17 +1141,9 @@ pub fn draw_chart(report: &SimReport, path: &Path) -> Result<(), SimError> {
     // Top: data moved per epoch.
     let moving: Vec<&EpochStats> = e.iter().filter(|s| s.epoch > 1).collect();
     let series: [Series<f64>; 3] = [
-        (
-            "REPLICA COPIES / ALL REPLICAS",
-            BLUE,
-            EpochStats::copy_share,
-        ),
+        ("COPIES / REPLICAS", BLUE, EpochStats::copy_share),
         ("ACCOUNTS RE-MAPPED", RED, EpochStats::remapped_share),
-        (
-            "ACCOUNTS GAINING OWNERS",
-            GREEN,
-            EpochStats::new_owner_share,
-        ),
+        ("ACCOUNTS W/ NEW OWNER", GREEN, EpochStats::new_owner_share),
     ];
     let ymax = moving
         .iter()
@@ -1160,7 +1157,7 @@ pub fn draw_chart(report: &SimReport, path: &Path) -> Result<(), SimError> {
         xr: (1.0, last_epoch),
         yr: padded(0.0, ymax.max(0.01)),
     };
-    top.axes(&root, "DATA MOVED PER EPOCH (%) - EPOCH ON X", true)?;
+    top.axes(&root, "DATA MOVED, %", "EPOCH")?;
     for (_, color, f) in &series {
         let pts: Vec<(f64, f64)> = moving
             .iter()
@@ -1187,7 +1184,7 @@ pub fn draw_chart(report: &SimReport, path: &Path) -> Result<(), SimError> {
         xr: (1.0, last_epoch),
         yr: padded(0.0, smax),
     };
-    left.axes(&root, "SWARM SIZE PER EPOCH", true)?;
+    left.axes(&root, "SWARM SIZE", "EPOCH")?;
     let size_series: [Series<usize>; 3] = [
         ("MAX", RED, |s| s.size_max),
         ("P50", BLUE, |s| s.size_p50),
@@ -1219,7 +1216,7 @@ pub fn draw_chart(report: &SimReport, path: &Path) -> Result<(), SimError> {
     right.axes(
         &root,
         &format!("SWARMS BY SIZE, EPOCH {}", e.last().map_or(0, |s| s.epoch)),
-        true,
+        "MEMBERS",
     )?;
     for &(size, n) in &hist {
         let (xa, ya) = right.map(size as f64 - 0.4, n as f64);
@@ -1256,6 +1253,9 @@ mod tests {
         assert_eq!(tick_step(0.3, 5.0), 0.1);
         assert_eq!(tick_step(0.0, 5.0), 1.0);
         assert_eq!(fmt_tick(0.25, 0.05), "0.25");
+        assert_eq!(short_number(7.000000000000001), "7");
+        assert_eq!(short_number(0.5), "0.5");
+        assert_eq!(short_number(10.0), "10");
     }
 
     #[test]
