@@ -1,0 +1,362 @@
+//! The API methods (`docs/API.md`, "Methods"): each one validates its
+//! by-name parameters, calls the [`Client`] (or its store) and builds the
+//! JSON result. Client failures map to the application error codes of
+//! [`crate::rpc`].
+//!
+//! `subscribe` is handled by the connection loop ([`crate::server`]), which
+//! owns the socket; here it is only named in [`METHODS`].
+
+use serde_json::{Value, json};
+use umbra_client::client::{Client, ClientError, MAX_TIMER_S};
+use umbra_client::store::{
+    Conversation, Disappearing, DisappearingMode, Message, SETTING_LINK_PREVIEWS,
+    SETTING_READ_RECEIPTS, SETTING_TYPING_INDICATORS, StoreError,
+};
+use umbra_proto::identity::AccountId;
+
+use crate::events::{direction_str, status_str};
+use crate::rpc::{
+    INTERNAL_ERROR, METHOD_NOT_FOUND, NETWORK_ERROR, OPERATION_FAILED, Params, REFUSED, RpcError,
+    STORE_ERROR,
+};
+use crate::server::Shared;
+
+/// Every method the daemon answers.
+pub const METHODS: &[&str] = &[
+    "send",
+    "messages",
+    "conversations",
+    "requests",
+    "accept",
+    "decline",
+    "block",
+    "unblock",
+    "settings.get",
+    "settings.set",
+    "disappearing.set",
+    "unsend",
+    "account.show",
+    "sync",
+    "daemon.status",
+    "subscribe",
+];
+
+/// The API's setting names and their store keys.
+const SETTINGS: [(&str, &str); 3] = [
+    ("read-receipts", SETTING_READ_RECEIPTS),
+    ("typing-indicators", SETTING_TYPING_INDICATORS),
+    ("link-previews", SETTING_LINK_PREVIEWS),
+];
+
+/// The default disappearing timers (as `umbra disappearing`).
+const DEFAULT_AFTER_READ_S: u32 = 43_200;
+const DEFAULT_AFTER_SEND_S: u32 = 86_400;
+/// The shortest disappearing timer accepted.
+const MIN_TIMER_S: u32 = 10;
+
+/// Maps a client failure to an application error.
+pub fn client_error(e: &ClientError) -> RpcError {
+    let (code, kind) = match e {
+        ClientError::Net(_) => (NETWORK_ERROR, "network"),
+        ClientError::Refused { .. } => (REFUSED, "refused"),
+        ClientError::Invalid(_) => (OPERATION_FAILED, "invalid"),
+        ClientError::Store(_) => (STORE_ERROR, "store"),
+        _ => (INTERNAL_ERROR, "internal"),
+    };
+    RpcError::new(code, e.to_string()).with_data(json!({"kind": kind}))
+}
+
+/// Maps a store failure to an application error.
+pub fn store_error(e: &StoreError) -> RpcError {
+    RpcError::new(STORE_ERROR, e.to_string()).with_data(json!({"kind": "store"}))
+}
+
+fn message_json(m: &Message) -> Value {
+    json!({
+        "peer": m.peer.to_string(),
+        "author": m.author.to_string(),
+        "direction": direction_str(m.direction),
+        "timestamp": m.timestamp_ms,
+        "received_at": m.received_at_ms,
+        "text": m.display_text(),
+        "status": status_str(m.status),
+        "deleted": m.deleted,
+        "read_at": m.read_at_ms,
+        "expires_at": m.expires_at_ms,
+    })
+}
+
+fn mode_str(m: DisappearingMode) -> &'static str {
+    match m {
+        DisappearingMode::Off => "off",
+        DisappearingMode::AfterRead => "after-read",
+        DisappearingMode::AfterSend => "after-send",
+    }
+}
+
+fn conversation_json(c: &Conversation) -> Value {
+    json!({
+        "peer": c.peer.to_string(),
+        "name": c.contact_name,
+        "unread": c.unread,
+        "last_activity": c.last_activity_ms,
+        "is_request": c.is_request,
+        "approved_by_us": c.approved_by_us,
+        "approved_us": c.approved_us,
+        "disappearing": {"mode": mode_str(c.disappearing.mode), "timer": c.disappearing.timer_s},
+    })
+}
+
+/// An account ID, or the name of a contact.
+fn peer(client: &Client, p: &Params, name: &str) -> Result<AccountId, RpcError> {
+    let who = p.str(name)?;
+    if let Ok(id) = who.parse::<AccountId>() {
+        return Ok(id);
+    }
+    let contacts = client
+        .profile()
+        .store()
+        .contacts()
+        .map_err(|e| store_error(&e))?;
+    contacts
+        .into_iter()
+        .find(|c| c.name == who)
+        .map(|c| c.id)
+        .ok_or_else(|| {
+            RpcError::params(format!(
+                "{name:?}: {who:?} is neither an account ID (66 hex characters) nor a contact name"
+            ))
+        })
+}
+
+fn setting_key(p: &Params) -> Result<(&'static str, &'static str), RpcError> {
+    let key = p.str("key")?;
+    SETTINGS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .copied()
+        .ok_or_else(|| {
+            RpcError::params(format!(
+                "unknown setting {key:?} (read-receipts, typing-indicators, link-previews)"
+            ))
+        })
+}
+
+fn disappearing(p: &Params) -> Result<Disappearing, RpcError> {
+    let mode = p.str("mode")?;
+    let timer = p.opt_u64("timer")?;
+    let timer_s = |default: u32| -> Result<u32, RpcError> {
+        let t = timer.unwrap_or(u64::from(default));
+        u32::try_from(t)
+            .ok()
+            .filter(|t| (MIN_TIMER_S..=MAX_TIMER_S).contains(t))
+            .ok_or_else(|| {
+                RpcError::params(format!(
+                    "\"timer\" must be between {MIN_TIMER_S} s and {MAX_TIMER_S} s (14 days)"
+                ))
+            })
+    };
+    Ok(match mode {
+        "off" => Disappearing::OFF,
+        "after-read" => Disappearing {
+            mode: DisappearingMode::AfterRead,
+            timer_s: timer_s(DEFAULT_AFTER_READ_S)?,
+        },
+        "after-send" => Disappearing {
+            mode: DisappearingMode::AfterSend,
+            timer_s: timer_s(DEFAULT_AFTER_SEND_S)?,
+        },
+        _ => {
+            return Err(RpcError::params(
+                "\"mode\" must be off, after-read or after-send",
+            ));
+        }
+    })
+}
+
+/// Runs one method (all but `subscribe`).
+pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, RpcError> {
+    let client = shared.client.as_ref();
+    let store = client.profile().store();
+    let ce = |e: ClientError| client_error(&e);
+    let se = |e: StoreError| store_error(&e);
+    match method {
+        "send" => {
+            p.only(&["to", "text"])?;
+            let to = peer(client, p, "to")?;
+            let text = p.str("text")?;
+            if text.is_empty() {
+                return Err(RpcError::params("\"text\" must not be empty"));
+            }
+            let sent = client.send_text(&to, text).await.map_err(ce);
+            // Report our own message to subscribers whether or not it went out.
+            shared.publish_local_changes();
+            let sent = sent?;
+            Ok(json!({
+                "peer": to.to_string(),
+                "timestamp": sent.timestamp_ms,
+                "status": "sent",
+                "stored_by": sent.accepted_by,
+            }))
+        }
+        "messages" => {
+            p.only(&["peer", "since"])?;
+            let who = peer(client, p, "peer")?;
+            let since = p.opt_u64("since")?;
+            let list = client.read_conversation(&who, since).await.map_err(ce)?;
+            Ok(Value::Array(list.iter().map(message_json).collect()))
+        }
+        "conversations" => {
+            p.only(&[])?;
+            let list = store.conversations().map_err(se)?;
+            Ok(Value::Array(list.iter().map(conversation_json).collect()))
+        }
+        "requests" => {
+            p.only(&[])?;
+            let list = store.requests().map_err(se)?;
+            Ok(Value::Array(list.iter().map(conversation_json).collect()))
+        }
+        "accept" | "decline" | "block" | "unblock" => {
+            p.only(&["peer"])?;
+            let who = peer(client, p, "peer")?;
+            match method {
+                "accept" => client.accept(&who).await,
+                "decline" => client.decline(&who).await,
+                "block" => client.block(&who).await,
+                _ => client.unblock(&who),
+            }
+            .map_err(ce)?;
+            shared.watcher.forget_request(&who);
+            Ok(json!({"peer": who.to_string()}))
+        }
+        "settings.get" => {
+            p.only(&["key"])?;
+            let (name, key) = setting_key(p)?;
+            let on = store.bool_setting(key).map_err(se)?;
+            Ok(json!({"key": name, "value": on}))
+        }
+        "settings.set" => {
+            p.only(&["key", "value"])?;
+            let (name, key) = setting_key(p)?;
+            let on = p.switch("value")?;
+            store.set_bool_setting(key, on).map_err(se)?;
+            Ok(json!({"key": name, "value": on}))
+        }
+        "disappearing.set" => {
+            p.only(&["peer", "mode", "timer"])?;
+            let who = peer(client, p, "peer")?;
+            let d = disappearing(p)?;
+            client.set_disappearing(&who, d).await.map_err(ce)?;
+            Ok(json!({"peer": who.to_string(), "mode": mode_str(d.mode), "timer": d.timer_s}))
+        }
+        "unsend" => {
+            p.only(&["peer", "timestamp"])?;
+            let who = peer(client, p, "peer")?;
+            let ts = p.u64("timestamp")?;
+            client.unsend(&who, ts).await.map_err(ce)?;
+            Ok(json!({"peer": who.to_string(), "timestamp": ts}))
+        }
+        "account.show" => {
+            p.only(&[])?;
+            let k = client.profile().keys();
+            Ok(json!({
+                "account_id": k.account_id().to_string(),
+                "ed25519_pubkey": hex::encode(k.ed25519_public().as_bytes()),
+                "x25519_pubkey": hex::encode(k.x25519_public().as_bytes()),
+                "home": client.profile().dir().display().to_string(),
+            }))
+        }
+        "sync" => {
+            p.only(&[])?;
+            let r = shared.sync_now().await.map_err(ce)?;
+            Ok(json!({
+                "new_messages": r.new_messages,
+                "new_requests": r.new_requests,
+                "receipts": r.receipts,
+                "unsent": r.unsent,
+                "undecryptable": r.undecryptable,
+                "blocked": r.blocked,
+                "typing": r.typing.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }))
+        }
+        "daemon.status" => {
+            p.only(&[])?;
+            Ok(shared.status_json())
+        }
+        _ => Err(
+            RpcError::new(METHOD_NOT_FOUND, format!("method not found: {method:?}"))
+                .with_data(json!({"methods": METHODS})),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::rpc::INVALID_PARAMS;
+
+    fn params(v: Value) -> Params {
+        Params(v.as_object().unwrap().clone())
+    }
+
+    #[test]
+    fn disappearing_modes_defaults_and_bounds() {
+        assert_eq!(
+            disappearing(&params(json!({"mode": "off", "timer": 5}))).unwrap(),
+            Disappearing::OFF
+        );
+        assert_eq!(
+            disappearing(&params(json!({"mode": "after-read"}))).unwrap(),
+            Disappearing {
+                mode: DisappearingMode::AfterRead,
+                timer_s: 43_200
+            }
+        );
+        assert_eq!(
+            disappearing(&params(json!({"mode": "after-send", "timer": 60}))).unwrap(),
+            Disappearing {
+                mode: DisappearingMode::AfterSend,
+                timer_s: 60
+            }
+        );
+        for bad in [
+            json!({"mode": "after-send", "timer": 9}),
+            json!({"mode": "after-send", "timer": 1_209_601}),
+            json!({"mode": "after-send", "timer": u64::MAX}),
+            json!({"mode": "sometimes"}),
+            json!({}),
+        ] {
+            assert_eq!(
+                disappearing(&params(bad.clone())).unwrap_err().code,
+                INVALID_PARAMS,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn setting_names() {
+        assert_eq!(
+            setting_key(&params(json!({"key": "read-receipts"}))).unwrap(),
+            ("read-receipts", SETTING_READ_RECEIPTS)
+        );
+        let e = setting_key(&params(json!({"key": "privacy.read_receipts"}))).unwrap_err();
+        assert_eq!(e.code, INVALID_PARAMS);
+        assert!(e.message.contains("unknown setting"));
+    }
+
+    #[test]
+    fn client_errors_map_to_application_codes() {
+        let e = client_error(&ClientError::Invalid("that account is blocked".into()));
+        assert_eq!(e.code, OPERATION_FAILED);
+        assert_eq!(e.message, "that account is blocked");
+        let e = client_error(&ClientError::Refused {
+            status: 421,
+            text: "wrong swarm".into(),
+        });
+        assert_eq!(e.code, REFUSED);
+        assert_eq!(e.data, Some(json!({"kind": "refused"})));
+    }
+}

@@ -1,0 +1,318 @@
+//! The daemon test (issue 7 acceptance): Bob's daemon on an 8-node
+//! in-process devnet; a test client connects to its socket and subscribes;
+//! Alice (a plain `Client`) sends a message and the subscriber receives the
+//! `message` event; the echo bot example (its very code, included below)
+//! replies and Alice receives the echo. Also: the framing errors (-32700,
+//! -32600, -32601, -32602), notifications, batches, settings, the socket's
+//! mode 0600 and its removal on exit, the profile lock and a second daemon
+//! on the same socket.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration test: a panic is a test failure"
+)]
+
+#[path = "../examples/echo_bot.rs"]
+#[allow(dead_code, reason = "only the bot's function is used here, not main")]
+mod echo_bot;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use umbra_client::client::Client;
+use umbra_client::profile::{Profile, ProfileError};
+use umbra_client::store::Direction;
+use umbra_daemon::rpc::{
+    INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, OPERATION_FAILED, PARSE_ERROR,
+};
+use umbra_daemon::{CallError, Connection, DaemonError, ServeOptions, serve_with_options};
+use umbra_devnet::{Devnet, DevnetOptions};
+use umbra_proto::mnemonic::AccountSeed;
+use umbra_proto::network::NetworkConfig;
+use umbra_proto::path::PathConfig;
+
+/// How long any one network event may take to show up.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The devnet shared by the tests of this file, on its own runtime.
+fn network() -> &'static NetworkConfig {
+    static NET: OnceLock<NetworkConfig> = OnceLock::new();
+    NET.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("umbra-daemon-devnet");
+        let _ = std::fs::remove_dir_all(&dir);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("devnet runtime");
+            rt.block_on(async move {
+                match Devnet::up(DevnetOptions::in_process(8, dir)).await {
+                    Ok(net) => {
+                        tx.send(Ok(net.network().clone())).expect("test thread");
+                        let _net = net;
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => tx.send(Err(e.to_string())).expect("test thread"),
+                }
+            });
+        });
+        rx.recv()
+            .expect("devnet thread")
+            .unwrap_or_else(|e| panic!("devnet failed to start: {e}"))
+    })
+}
+
+fn client(dir: &Path) -> Client {
+    let seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
+    let profile = Profile::create(dir, &seed, None).unwrap();
+    Client::open(
+        profile,
+        network().clone(),
+        PathConfig::default().with_min_usable_nodes(4),
+    )
+    .unwrap()
+}
+
+/// Reads events until one satisfies `pred`.
+async fn event_where(conn: &mut Connection, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    tokio::time::timeout(EVENT_TIMEOUT, async {
+        loop {
+            let e = conn.next_event().await.unwrap().expect("daemon closed");
+            if pred(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn rpc_code(r: Result<Value, CallError>) -> i64 {
+    match r {
+        Err(CallError::Rpc { code, .. }) => code,
+        other => panic!("expected an RPC error, got {other:?}"),
+    }
+}
+
+/// Waits for the daemon's socket to accept connections.
+async fn connect(socket: &Path) -> Connection {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Connection::connect(socket).await {
+            Ok(c) => return c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "daemon did not start: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_subscribe_echo_bot_and_framing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = client(&tmp.path().join("alice"));
+    let bob_dir = tmp.path().join("bob");
+    let bob = Arc::new(client(&bob_dir));
+    let bob_id = bob.account_id();
+    let alice_id = alice.account_id();
+    let socket = tmp.path().join("run").join("daemon.sock");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn({
+        let socket = socket.clone();
+        let bob = bob.clone();
+        async move {
+            serve_with_options(
+                bob,
+                &socket,
+                ServeOptions::default().with_sync_interval(Duration::from_millis(500)),
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+        }
+    });
+    let mut sub = connect(&socket).await;
+
+    // The socket is private to its owner.
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+
+    // The profile stays locked while the daemon runs.
+    assert!(matches!(
+        Profile::open(&bob_dir, None),
+        Err(ProfileError::InUse { .. })
+    ));
+    // A second daemon on the same socket refuses to start.
+    let second = serve_with_options(
+        bob.clone(),
+        &socket,
+        ServeOptions::default(),
+        std::future::ready(()),
+    )
+    .await;
+    assert!(
+        matches!(second, Err(DaemonError::AlreadyRunning { .. })),
+        "{second:?}"
+    );
+    assert!(socket.exists(), "the refused daemon left the socket alone");
+
+    // Framing errors, on a raw connection.
+    let mut raw = connect(&socket).await;
+    raw.send_line("{this is not json").await.unwrap();
+    let v = raw.read_value().await.unwrap().unwrap();
+    assert_eq!(v["error"]["code"], PARSE_ERROR, "{v}");
+    assert_eq!(v["id"], Value::Null);
+    raw.send_line(r#"{"jsonrpc":"2.0","id":"u1","method":"no.such.method"}"#)
+        .await
+        .unwrap();
+    let v = raw.read_value().await.unwrap().unwrap();
+    assert_eq!(v["error"]["code"], METHOD_NOT_FOUND, "{v}");
+    assert_eq!(v["id"], "u1");
+    raw.send_line(r#"{"id":5,"method":"conversations"}"#)
+        .await
+        .unwrap();
+    let v = raw.read_value().await.unwrap().unwrap();
+    assert_eq!(v["error"]["code"], INVALID_REQUEST, "{v}");
+    assert_eq!(v["id"], 5);
+    // A notification gets no response; the next call's does come.
+    raw.send_line(r#"{"jsonrpc":"2.0","method":"conversations"}"#)
+        .await
+        .unwrap();
+    raw.send_line(r#"[{"jsonrpc":"2.0","id":1,"method":"account.show"},{"jsonrpc":"2.0","id":2,"method":"settings.get","params":{"key":"read-receipts"}}]"#)
+        .await
+        .unwrap();
+    let v = raw.read_value().await.unwrap().unwrap();
+    assert_eq!(v[0]["id"], 1, "{v}");
+    assert_eq!(v[0]["result"]["account_id"], bob_id.to_string());
+    assert_eq!(
+        v[1]["result"],
+        json!({"key": "read-receipts", "value": false})
+    );
+
+    // Methods through the helper.
+    assert_eq!(
+        rpc_code(raw.call("send", json!({"to": "nobody", "text": "x"})).await),
+        INVALID_PARAMS
+    );
+    assert_eq!(
+        rpc_code(raw.call("send", json!({"to": alice_id.to_string()})).await),
+        INVALID_PARAMS
+    );
+    assert_eq!(
+        rpc_code(
+            raw.call("settings.set", json!({"key": "colour", "value": true}))
+                .await
+        ),
+        INVALID_PARAMS
+    );
+    assert_eq!(
+        rpc_code(
+            raw.call(
+                "unsend",
+                json!({"peer": alice_id.to_string(), "timestamp": 1})
+            )
+            .await
+        ),
+        OPERATION_FAILED
+    );
+    let v = raw
+        .call(
+            "settings.set",
+            json!({"key": "typing-indicators", "value": "on"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, json!({"key": "typing-indicators", "value": true}));
+    assert!(bob.profile().store().typing_indicators().unwrap());
+    let v = raw.call("daemon.status", json!({})).await.unwrap();
+    assert_eq!(v["sync_interval_ms"], 500);
+
+    // Subscribe; Alice's message arrives as an event.
+    sub.subscribe().await.unwrap();
+    alice.send_text(&bob_id, "hello bob").await.unwrap();
+    let e = event_where(&mut sub, "Alice's message", |e| {
+        e["type"] == "message" && e["text"] == "hello bob"
+    })
+    .await;
+    assert_eq!(e["peer"], alice_id.to_string());
+    assert_eq!(e["author"], alice_id.to_string());
+    assert_eq!(e["direction"], "in");
+    assert_eq!(e["request"], true, "Alice is unknown to Bob: a request");
+    assert!(e["timestamp"].as_u64().unwrap() > 0);
+    let reqs = raw.call("requests", json!({})).await.unwrap();
+    assert_eq!(reqs[0]["peer"], alice_id.to_string(), "{reqs}");
+
+    // The echo bot replies (replying accepts the request); Alice gets the echo.
+    let bot = tokio::spawn({
+        let socket = socket.clone();
+        async move { echo_bot::echo_bot(&socket).await }
+    });
+    // Wait until the bot is subscribed (2 subscribers), then send.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while raw.call("daemon.status", json!({})).await.unwrap()["subscribers"] != 2 {
+        assert!(Instant::now() < deadline, "the bot did not subscribe");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alice.send_text(&bob_id, "ping").await.unwrap();
+    let echo = tokio::time::timeout(EVENT_TIMEOUT, async {
+        loop {
+            alice.sync().await.unwrap();
+            let msgs = alice.profile().store().messages(&bob_id, None).unwrap();
+            if let Some(m) = msgs
+                .into_iter()
+                .find(|m| m.direction == Direction::In && m.text == "echo: ping")
+            {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await
+    .expect("Alice did not receive the echo");
+    assert_eq!(echo.author, bob_id);
+    // Our subscriber sees the bot's reply as an outgoing message.
+    let e = event_where(&mut sub, "the echo as an outgoing message", |e| {
+        e["type"] == "message" && e["text"] == "echo: ping"
+    })
+    .await;
+    assert_eq!(e["direction"], "out");
+    assert_eq!(e["peer"], alice_id.to_string());
+    assert_eq!(e["author"], bob_id.to_string());
+    // `messages` lists the conversation (and marks it read).
+    let msgs = raw
+        .call("messages", json!({"peer": alice_id.to_string()}))
+        .await
+        .unwrap();
+    let texts: Vec<&str> = msgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.contains(&"hello bob") && texts.contains(&"ping") && texts.contains(&"echo: ping"),
+        "{texts:?}"
+    );
+    let convs = raw.call("conversations", json!({})).await.unwrap();
+    assert_eq!(convs[0]["unread"], 0, "{convs}");
+    assert_eq!(convs[0]["is_request"], false, "the reply accepted it");
+
+    // Shutdown: the daemon stops, the bot sees the end, the socket is gone.
+    stop_tx.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+    let bot_end = tokio::time::timeout(Duration::from_secs(10), bot)
+        .await
+        .expect("bot did not stop");
+    assert!(bot_end.unwrap().is_ok());
+    assert!(!socket.exists(), "socket removed on exit");
+    assert!(Connection::connect(&socket).await.is_err());
+}
