@@ -15,10 +15,12 @@
 //! | [`rpc`] | storage RPC types, signed strings, message hashes | storage-rpc |
 //! | [`onion`] | onion layers: build, peel, replies, size buckets | onion |
 //! | [`bencode`] | canonical bencoding | README conventions |
+//! | [`group`] | Umbra groups: keys per generation, signed state, messages, control | groups |
 //! | [`path`] | client path management: node pool, guards, paths, failures, network time | onion §10 |
 #![warn(missing_docs)]
 
 pub mod bencode;
+pub mod group;
 pub mod identity;
 pub mod message;
 pub mod mnemonic;
