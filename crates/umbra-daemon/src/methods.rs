@@ -27,6 +27,8 @@ pub const METHODS: &[&str] = &[
     "messages",
     "conversations",
     "requests",
+    "contacts",
+    "contacts.set-name",
     "accept",
     "decline",
     "block",
@@ -201,10 +203,42 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
         }
         "messages" => {
             p.only(&["peer", "since"])?;
-            let who = peer(client, p, "peer")?;
             let since = p.opt_u64("since")?;
+            if p.0.get("peer").is_none_or(Value::is_null) {
+                // Every conversation, without marking anything read.
+                let mut all = Vec::new();
+                for conv in store.conversations().map_err(se)? {
+                    let list = store.messages(&conv.peer, since).map_err(se)?;
+                    all.extend(list.iter().map(message_json));
+                }
+                return Ok(Value::Array(all));
+            }
+            let who = peer(client, p, "peer")?;
             let list = client.read_conversation(&who, since).await.map_err(ce)?;
             Ok(Value::Array(list.iter().map(message_json).collect()))
+        }
+        "contacts" => {
+            p.only(&[])?;
+            let list = store.contacts().map_err(se)?;
+            Ok(Value::Array(
+                list.iter()
+                    .map(|c| json!({"account_id": c.id.to_string(), "name": c.name}))
+                    .collect(),
+            ))
+        }
+        "contacts.set-name" => {
+            p.only(&["peer", "name"])?;
+            let who = p.account("peer")?;
+            let name = p.str("name")?;
+            if name.is_empty() || name.parse::<AccountId>().is_ok() {
+                return Err(RpcError::params(
+                    "\"name\" must be non-empty and not itself an account ID",
+                ));
+            }
+            store.set_contact_name(&who, name).map_err(se)?;
+            store.set_approved_by_us(&who, true).map_err(se)?;
+            shared.watcher.forget_request(&who);
+            Ok(json!({"account_id": who.to_string(), "name": name}))
         }
         "conversations" => {
             p.only(&[])?;

@@ -262,6 +262,16 @@ async fn daemon_subscribe_echo_bot_and_framing() {
         assert!(Instant::now() < deadline, "the bot did not subscribe");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Read receipts on both sides, so Alice's read of the echo reaches Bob.
+    let v = raw
+        .call(
+            "settings.set",
+            json!({"key": "read-receipts", "value": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["value"], true);
+    alice.profile().store().set_read_receipts(true).unwrap();
     alice.send_text(&bob_id, "ping").await.unwrap();
     let echo = tokio::time::timeout(EVENT_TIMEOUT, async {
         loop {
@@ -287,9 +297,33 @@ async fn daemon_subscribe_echo_bot_and_framing() {
     assert_eq!(e["direction"], "out");
     assert_eq!(e["peer"], alice_id.to_string());
     assert_eq!(e["author"], bob_id.to_string());
+    // Alice reads the echo: Bob's subscriber gets the receipt.
+    alice.read_conversation(&bob_id, None).await.unwrap();
+    let e = event_where(&mut sub, "the read receipt", |e| e["type"] == "receipt").await;
+    assert_eq!(e["peer"], alice_id.to_string());
+    assert_eq!(e["timestamp"], echo.timestamp_ms);
+    // A contact name works wherever a peer is expected.
+    let v = raw
+        .call(
+            "contacts.set-name",
+            json!({"peer": alice_id.to_string(), "name": "alice"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["name"], "alice");
+    let contacts = raw.call("contacts", json!({})).await.unwrap();
+    assert_eq!(
+        contacts,
+        json!([{"account_id": alice_id.to_string(), "name": "alice"}])
+    );
+    // `messages` without a peer lists everything and marks nothing read.
+    let all = raw.call("messages", json!({})).await.unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    let convs = raw.call("conversations", json!({})).await.unwrap();
+    assert_eq!(convs[0]["unread"], 2, "{convs}");
     // `messages` lists the conversation (and marks it read).
     let msgs = raw
-        .call("messages", json!({"peer": alice_id.to_string()}))
+        .call("messages", json!({"peer": "alice"}))
         .await
         .unwrap();
     let texts: Vec<&str> = msgs
