@@ -18,6 +18,7 @@ pub mod hash;
 pub mod kdf;
 pub mod pkcs8;
 pub mod sealed;
+pub mod secretstream;
 pub mod x25519;
 
 pub use ed25519::{Ed25519Keypair, Ed25519Public, Ed25519Signature};

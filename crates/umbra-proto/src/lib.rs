@@ -7,6 +7,7 @@
 //!
 //! | module | owns | spec |
 //! | --- | --- | --- |
+//! | [`attachment`] | attachment encryption (legacy, deterministic, chunked), file IDs and URLs | attachments |
 //! | [`identity`] | account IDs and account keys | identity §1–2 |
 //! | [`mnemonic`] | recovery phrases | identity §3–4 |
 //! | [`network`] | the network configuration (`network.json`) | swarms §3 |
@@ -19,6 +20,7 @@
 //! | [`path`] | client path management: node pool, guards, paths, failures, network time | onion §10 |
 #![warn(missing_docs)]
 
+pub mod attachment;
 pub mod bencode;
 pub mod group;
 pub mod identity;

@@ -2,6 +2,7 @@
 
 use crate::Category;
 
+mod attachments;
 mod identity;
 mod message;
 mod mnemonic;
@@ -17,4 +18,5 @@ pub(crate) const ALL: &[&[Category]] = &[
     swarm::CATEGORIES,
     rpc::CATEGORIES,
     onion::CATEGORIES,
+    attachments::CATEGORIES,
 ];
