@@ -29,6 +29,9 @@ use crate::rpc::{self, Entry, MAX_LINE, Parsed, RpcError};
 /// The default interval between background syncs.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The shortest interval honoured (a zero interval would spin).
+pub const MIN_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Events buffered per subscriber before it is told it lagged.
 const EVENT_BUFFER: usize = 1024;
 /// Lines queued for one connection's writer.
@@ -67,7 +70,8 @@ pub enum DaemonError {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServeOptions {
-    /// Time between the end of one background sync and the start of the next.
+    /// Time between the end of one background sync and the start of the
+    /// next (at least [`MIN_SYNC_INTERVAL`]).
     pub sync_interval: Duration,
 }
 
@@ -280,7 +284,7 @@ pub async fn serve_with_options(
             if let Err(e) = syncer.sync_now().await {
                 tracing::warn!("daemon: background sync failed: {e}");
             }
-            tokio::time::sleep(syncer.options.sync_interval).await;
+            tokio::time::sleep(syncer.options.sync_interval.max(MIN_SYNC_INTERVAL)).await;
         }
     });
     tokio::pin!(shutdown);
