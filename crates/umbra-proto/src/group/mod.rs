@@ -24,18 +24,20 @@ use zeroize::Zeroizing;
 
 use crate::bencode::{BencodeError, Value};
 
-//TMP pub mod control;
+pub mod control;
 pub mod identity;
 pub mod keys;
 pub mod message;
-//TMP pub mod ops;
+pub mod ops;
 pub mod state;
 
-//TMP pub use control::{ControlType, Notice, NoticeCheck, VerifiedInvite, VerifiedPromote};
+pub use control::{
+    ControlType, Notice, NoticeCheck, UmbraGroupControl, VerifiedInvite, VerifiedPromote,
+};
 pub use identity::{GroupKeys, MemberAuth, MemberStatus, Role};
 pub use keys::{BundleOutcome, GenerationKey, KeyBundle, KeyRing};
 pub use message::{ReceivedGroupMessage, encrypt_group_message, open_group_message};
-//TMP pub use ops::{GroupState, Publication, StateOutcome};
+pub use ops::{GroupState, LeavePlan, OutgoingGroupMessage, Publication, StateOutcome};
 pub use state::{Avatar, GroupInfo, Member, StateDocument};
 
 /// Most members a group may have, admins included (§10).
@@ -111,12 +113,6 @@ pub enum GroupError {
     #[error("not a member of generation {generation}")]
     NotInGeneration {
         /// The bundle's generation.
-        generation: u64,
-    },
-    /// An admin's derived key does not match the bundle (wrong seed or salt).
-    #[error("generation {generation}: derived key does not match the bundle")]
-    KeyMismatch {
-        /// The generation.
         generation: u64,
     },
     /// We hold no key for this generation.

@@ -394,7 +394,7 @@ mod tests {
                 added_at: 1_000 + u64::from(i),
                 role: if i == 0 { Role::Admin } else { Role::Member },
                 status: MemberStatus::Joined,
-                token: (i != 0).then(|| SubaccountToken([i; 36])),
+                token: (i != 0).then_some(SubaccountToken([i; 36])),
             })
             .collect();
         members.sort_by_key(|m| m.id.to_bytes());
