@@ -43,6 +43,8 @@ enum Command {
     Account(messaging::AccountCommand),
     #[command(flatten)]
     Msg(messaging::MsgCommand),
+    /// The terminal chat UI: conversations, requests, settings, account (press ? for keys).
+    Chat,
     /// Run one service node (the same program as `umbrad`).
     Node(umbra_node::daemon::DaemonArgs),
 }
@@ -55,6 +57,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Account(cmd) => messaging::account(&cli.common, cmd),
         Command::Msg(cmd) => messaging::run(&cli.common, cmd),
+        Command::Chat => messaging::open_client(&cli.common)
+            .and_then(|client| umbra_tui::run(client).map_err(anyhow::Error::from)),
         Command::Node(args) => umbra_node::daemon::run(args).map_err(anyhow::Error::from),
     };
     match result {

@@ -193,7 +193,7 @@ fn path_config(network: &NetworkConfig) -> PathConfig {
     PathConfig::default().with_min_usable_nodes(4)
 }
 
-fn open_client(c: &Common) -> anyhow::Result<Client> {
+pub(crate) fn open_client(c: &Common) -> anyhow::Result<Client> {
     let dir = home(c)?;
     let profile = Profile::open(&dir, passphrase(c)?.as_deref())
         .with_context(|| format!("opening the profile in {}", dir.display()))?;
