@@ -43,6 +43,12 @@ enum Command {
     Account(messaging::AccountCommand),
     #[command(flatten)]
     Msg(messaging::MsgCommand),
+    /// Run the client headless with a JSON-RPC API on PROFILE/daemon.sock (see docs/API.md).
+    Daemon {
+        /// Seconds between syncs.
+        #[arg(long, default_value_t = 2.0)]
+        sync_interval: f64,
+    },
     /// The terminal chat UI: conversations, requests, settings, account (press ? for keys).
     Chat,
     /// Run one service node (the same program as `umbrad`).
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Account(cmd) => messaging::account(&cli.common, cmd),
         Command::Msg(cmd) => messaging::run(&cli.common, cmd),
+        Command::Daemon { sync_interval } => messaging::daemon(&cli.common, sync_interval),
         Command::Chat => messaging::open_client(&cli.common)
             .and_then(|client| umbra_tui::run(client).map_err(anyhow::Error::from)),
         Command::Node(args) => umbra_node::daemon::run(args).map_err(anyhow::Error::from),

@@ -386,8 +386,138 @@ const SETTING_HELP: [(&str, &str); 3] = [
     ),
 ];
 
-/// Runs a messaging command.
+/// Runs `umbra daemon`: the headless client serving the JSON-RPC API on
+/// `PROFILE/daemon.sock` until SIGTERM or Ctrl-C (see docs/API.md).
+pub fn daemon(c: &Common, sync_interval: f64) -> anyhow::Result<()> {
+    let dir = home(c)?;
+    let client = std::sync::Arc::new(open_client(c)?);
+    let interval = std::time::Duration::try_from_secs_f64(sync_interval)
+        .context("--sync-interval must be a positive number of seconds")?;
+    let socket = umbra_daemon::socket_path(&dir);
+    eprintln!(
+        "umbra daemon: {} serving on {}",
+        client.account_id().short(),
+        socket.display()
+    );
+    runtime()?.block_on(async {
+        let options = umbra_daemon::ServeOptions::default().with_sync_interval(interval);
+        umbra_daemon::serve_with_options(
+            client,
+            &socket,
+            options,
+            umbra_node::daemon::shutdown_signal(),
+        )
+        .await
+    })?;
+    Ok(())
+}
+
+/// The daemon method and params a one-shot command maps to.
+fn daemon_call(cmd: &MsgCommand) -> Vec<(&'static str, serde_json::Value)> {
+    match cmd {
+        MsgCommand::Send { to, text } => vec![("send", json!({"to": to, "text": text}))],
+        MsgCommand::Sync => vec![("sync", json!({}))],
+        MsgCommand::Messages { peer, since } => {
+            vec![("messages", json!({"peer": peer, "since": since}))]
+        }
+        MsgCommand::Contacts { action: None } => vec![("contacts", json!({}))],
+        MsgCommand::Contacts {
+            action: Some(ContactsAction::SetName { id, name }),
+        } => {
+            vec![("contacts.set-name", json!({"peer": id, "name": name}))]
+        }
+        MsgCommand::Requests => vec![("requests", json!({}))],
+        MsgCommand::Accept { peer } => vec![("accept", json!({"peer": peer}))],
+        MsgCommand::Decline { peer } => vec![("decline", json!({"peer": peer}))],
+        MsgCommand::Block { peer } => vec![("block", json!({"peer": peer}))],
+        MsgCommand::Unblock { peer } => vec![("unblock", json!({"peer": peer}))],
+        MsgCommand::Settings { action: None } => SETTING_HELP
+            .iter()
+            .map(|(k, _)| ("settings.get", json!({"key": k})))
+            .collect(),
+        MsgCommand::Settings {
+            action: Some(SettingsAction::Get { key }),
+        } => {
+            vec![("settings.get", json!({"key": key}))]
+        }
+        MsgCommand::Settings {
+            action: Some(SettingsAction::Set { key, value }),
+        } => {
+            let v = match value.as_str() {
+                "yes" | "true" => "on",
+                "no" | "false" => "off",
+                other => other,
+            };
+            vec![("settings.set", json!({"key": key, "value": v}))]
+        }
+        MsgCommand::Disappearing { peer, mode, timer } => {
+            vec![(
+                "disappearing.set",
+                json!({"peer": peer, "mode": mode, "timer": timer}),
+            )]
+        }
+        MsgCommand::Unsend { peer, timestamp } => {
+            vec![("unsend", json!({"peer": peer, "timestamp": timestamp}))]
+        }
+    }
+}
+
+/// Sends a one-shot command to the running daemon (it holds the profile).
+async fn forward(c: &Common, socket: &Path, cmd: MsgCommand) -> anyhow::Result<()> {
+    for (method, params) in daemon_call(&cmd) {
+        let result = match umbra_daemon::call(socket, method, params).await {
+            Ok(v) => v,
+            Err(umbra_daemon::CallError::Rpc { message, .. }) => bail!("{message}"),
+            Err(e) => return Err(e).context("talking to the running umbra daemon"),
+        };
+        let items: Vec<serde_json::Value> = match result {
+            serde_json::Value::Array(a) => a,
+            serde_json::Value::Null => Vec::new(),
+            v => vec![v],
+        };
+        for item in items {
+            if c.json {
+                println!("{item}");
+            } else {
+                match method {
+                    "messages" => println!(
+                        "{} {} {} [{}] {}",
+                        item["timestamp"],
+                        if item["direction"] == "out" {
+                            "→"
+                        } else {
+                            "←"
+                        },
+                        item["peer"]
+                            .as_str()
+                            .map_or(String::new(), |p| p.chars().take(8).collect()),
+                        item["status"].as_str().unwrap_or_default(),
+                        item["text"].as_str().unwrap_or_default()
+                    ),
+                    "settings.get" => println!(
+                        "{:<18} {}",
+                        item["key"].as_str().unwrap_or_default(),
+                        if item["value"].as_bool() == Some(true) {
+                            "on"
+                        } else {
+                            "off"
+                        }
+                    ),
+                    _ => println!("{item}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a messaging command (through the daemon when one runs for this profile).
 pub fn run(c: &Common, cmd: MsgCommand) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    if let Some(sock) = rt.block_on(umbra_daemon::running(&home(c)?)) {
+        return rt.block_on(forward(c, &sock, cmd));
+    }
+    drop(rt);
     let client = open_client(c)?;
     let rt = runtime()?;
     let r = rt.block_on(run_async(c, &client, cmd));
