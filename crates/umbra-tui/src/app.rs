@@ -9,7 +9,8 @@
 //! - polling: every [`POLL_ACTIVE_MS`] while a conversation is open, every
 //!   [`POLL_IDLE_MS`] on the other screens, [`POLL_ERROR_MS`] after a failed
 //!   poll (Session polls every 5 s in the foreground and 60–120 s in the
-//!   background; a terminal chat that is open is always "foreground");
+//!   background; a terminal chat that is open is always "foreground", and
+//!   an open conversation polls faster still);
 //! - typing: STARTED on the first key, re-sent every [`TYPING_REFRESH_MS`]
 //!   while typing; STOPPED after [`TYPING_PAUSE_MS`] without a key; a peer's
 //!   indicator is shown for at most [`umbra_client::client::TYPING_SHOW_MS`]
@@ -23,7 +24,7 @@ use umbra_proto::identity::AccountId;
 /// Poll interval while a conversation is open (ms).
 pub const POLL_ACTIVE_MS: u64 = 2_000;
 /// Poll interval on the other screens (ms).
-pub const POLL_IDLE_MS: u64 = 10_000;
+pub const POLL_IDLE_MS: u64 = 5_000;
 /// Poll interval after a failed poll (ms).
 pub const POLL_ERROR_MS: u64 = 15_000;
 /// A STARTED typing indicator is re-sent this often while typing (ms).
