@@ -264,6 +264,22 @@ impl ChunkManifest {
         Ok(m)
     }
 
+    /// Like [`ChunkManifest::decode_checked`] for the output of legacy
+    /// decryption, which still carries the zero fill of §2.1 (the pointer's
+    /// `size` is the whole file's, so the manifest's own length is not
+    /// known). A protobuf field never starts with a zero byte (field number
+    /// 0 is invalid), so parsing stops at the first zero where a field key
+    /// is expected; every byte after it must be zero.
+    pub fn decode_padded(bytes: &[u8], pointer_size: u64) -> Result<Self, AttachmentError> {
+        let end = protobuf_prefix_len(bytes)?;
+        if bytes.get(end..).is_some_and(|t| t.iter().any(|&b| b != 0)) {
+            return Err(AttachmentError::Manifest(
+                "non-zero bytes after the manifest".into(),
+            ));
+        }
+        Self::decode_checked(bytes.get(..end).unwrap_or(bytes), pointer_size)
+    }
+
     /// The §5.6 step-2 checks: version 1, chunk size 2,031,616,
     /// `9,999,936 < size ≤ 1,000,000,000` and equal to the pointer's size,
     /// `⌈size / chunkSize⌉` chunks, a 32-byte key, 32-byte digests.
@@ -318,6 +334,46 @@ impl ChunkManifest {
                 })?;
         Ok(Zeroizing::new(k))
     }
+}
+
+fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Length of the top-level protobuf fields at the start of `bytes`, up to
+/// the end or the first zero byte where a field key is expected.
+fn protobuf_prefix_len(bytes: &[u8]) -> Result<usize, AttachmentError> {
+    let bad = || AttachmentError::Manifest("truncated protobuf field".into());
+    let mut pos = 0usize;
+    while pos < bytes.len() && bytes[pos] != 0 {
+        let key = read_varint(bytes, &mut pos).ok_or_else(bad)?;
+        let skip = match key & 7 {
+            0 => {
+                read_varint(bytes, &mut pos).ok_or_else(bad)?;
+                0
+            }
+            1 => 8,
+            2 => {
+                usize::try_from(read_varint(bytes, &mut pos).ok_or_else(bad)?).map_err(|_| bad())?
+            }
+            5 => 4,
+            _ => return Err(AttachmentError::Manifest("unsupported wire type".into())),
+        };
+        pos = pos
+            .checked_add(skip)
+            .filter(|&p| p <= bytes.len())
+            .ok_or_else(bad)?;
+    }
+    Ok(pos)
 }
 
 #[cfg(test)]
@@ -455,6 +511,28 @@ mod tests {
         m2.version = 2;
         assert!(ChunkManifest::decode_checked(&m2.encode(), n).is_err());
         assert!(ChunkManifest::decode_checked(b"\xff\xff", n).is_err());
+    }
+
+    #[test]
+    fn padded_manifest_with_trailing_zero_digest() {
+        let n = 10_000_000u64;
+        let chunks: Vec<ManifestChunk> = (0..n_chunks(n))
+            .map(|i| ManifestChunk {
+                url: format!("http://h/file/{i}"),
+                digest: vec![0u8; 32],
+            })
+            .collect();
+        let m = ChunkManifest::new(n, &K, chunks).unwrap();
+        let mut padded = m.encode().to_vec();
+        let len = padded.len();
+        padded.resize(len + 500, 0);
+        assert_eq!(ChunkManifest::decode_padded(&padded, n).unwrap(), m);
+        padded[len + 10] = 1;
+        assert!(matches!(
+            ChunkManifest::decode_padded(&padded, n),
+            Err(AttachmentError::Manifest(_))
+        ));
+        assert!(ChunkManifest::decode_padded(&padded[..len - 1], n).is_err());
     }
 
     proptest! {
