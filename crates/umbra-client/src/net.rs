@@ -52,7 +52,7 @@ pub enum NetError {
     Onion(String),
     /// The request failed for good after one or more tries; `last` says
     /// where the last try failed.
-    #[error("request failed: {error}; last try: {last}")]
+    #[error("{error}; last try: {last}")]
     Failed {
         /// Why the path manager gave up.
         error: PathError,
@@ -215,6 +215,9 @@ fn addr(r: &NodeRecord) -> NodeAddr {
         r.ed25519,
     )
 }
+
+/// The text of a relay's `502` when the next node is listed but unreachable.
+const NEXT_NODE_UNREACHABLE: &str = "Next node unreachable: ";
 
 /// The node a relay's plaintext error names (`Next node not found: <hex>`,
 /// `Next node unreachable: <hex>`, `Snode not ready: <hex>`).
@@ -605,8 +608,18 @@ impl Network {
                 )
             }
             ReplyOutcome::RelayError { status, text } => {
-                let outcome = Outcome::from_relay_error(status, &text);
-                let at = match named_node(&text) {
+                let named = named_node(&text);
+                let outcome = match (status, named) {
+                    // Our relays answer `502 Next node unreachable: X` when
+                    // X is listed but does not answer: like `Next node not
+                    // found: X`, it names X (replace that hop, or choose
+                    // another destination) rather than blaming the path.
+                    (502, Some(k)) if text.trim_start().starts_with(NEXT_NODE_UNREACHABLE) => {
+                        Outcome::NextNodeNotFound(umbra_crypto::Ed25519Public::from_bytes(k))
+                    }
+                    _ => Outcome::from_relay_error(status, &text),
+                };
+                let at = match named {
                     Some(k) => FailedAt::Node(k),
                     None => FailedAt::Relay,
                 };
