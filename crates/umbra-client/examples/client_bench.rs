@@ -51,7 +51,7 @@ fn main() {
         })
         .collect();
     let dest = OnionDestination::Node {
-        node: hops[3].clone(),
+        node: hops[3],
         options: NodeRequestOptions::default(),
     };
 
