@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 
 /// Umbra: an anonymous messenger network (Session-compatible).
 #[derive(Debug, Parser)]
-#[command(name = "umbra", version, about, propagate_version = true)]
+#[command(name = "umbra", version, about, propagate_version = true, after_help = EXIT_HELP)]
 struct Cli {
     #[command(flatten)]
     common: messaging::Common,
@@ -55,6 +55,61 @@ enum Command {
     Node(umbra_node::daemon::DaemonArgs),
 }
 
+/// Exit codes, documented in `umbra --help`.
+mod exit {
+    pub const ERROR: u8 = 1;
+    pub const INPUT: u8 = 2;
+    pub const NETWORK: u8 = 3;
+    pub const CLOCK: u8 = 4;
+    pub const SWARM_FULL: u8 = 5;
+}
+
+const EXIT_HELP: &str = "Exit codes: 0 success; 1 other error; 2 bad input (malformed or unknown \
+account ID, contact name, phrase or option); 3 the network is unreachable (no node list, no onion \
+path, every try failed); 4 clock skew the nodes keep rejecting; 5 the recipient's swarm is full.";
+
+/// The exit code for an error, from its typed causes.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use umbra_client::client::ClientError;
+    use umbra_client::net::NetError;
+    use umbra_proto::path::PathError;
+    let net = |n: &NetError| match n {
+        NetError::Path(PathError::ClockRejected)
+        | NetError::Failed {
+            error: PathError::ClockRejected,
+            ..
+        } => exit::CLOCK,
+        _ => exit::NETWORK,
+    };
+    for cause in e.chain() {
+        if cause.downcast_ref::<messaging::InputError>().is_some()
+            || cause
+                .downcast_ref::<umbra_proto::identity::IdError>()
+                .is_some()
+            || cause
+                .downcast_ref::<umbra_proto::mnemonic::MnemonicError>()
+                .is_some()
+        {
+            return exit::INPUT;
+        }
+        if let Some(n) = cause.downcast_ref::<NetError>() {
+            return net(n);
+        }
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return match c {
+                ClientError::Net(n) => net(n),
+                ClientError::Refused {
+                    status: 406 | 425, ..
+                } => exit::CLOCK,
+                ClientError::Refused { status: 507, .. } => exit::SWARM_FULL,
+                ClientError::Invalid(_) => exit::INPUT,
+                _ => exit::ERROR,
+            };
+        }
+    }
+    exit::ERROR
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -72,7 +127,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("umbra: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
 }

@@ -161,6 +161,11 @@ pub enum SettingsAction {
     },
 }
 
+/// Bad input from the user (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
 fn home(c: &Common) -> anyhow::Result<PathBuf> {
     match &c.home {
         Some(h) => Ok(h.clone()),
@@ -211,12 +216,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn resolve(client: &Client, who: &str) -> anyhow::Result<AccountId> {
     if let Ok(id) = who.parse::<AccountId>() {
+        if id.x25519().is_none() {
+            return Err(InputError(format!(
+                "{} is not a standard (05) account ID; 1:1 messages go to 05 accounts",
+                id.short()
+            ))
+            .into());
+        }
         return Ok(id);
     }
     let contacts = client.profile().store().contacts()?;
     match contacts.iter().find(|c| c.name == who) {
         Some(c) => Ok(c.id),
-        None => bail!("{who:?} is neither an account ID (66 hex characters) nor a contact name"),
+        None => Err(InputError(format!(
+            "{who:?} is neither an account ID (66 hex characters) nor a contact name"
+        ))
+        .into()),
     }
 }
 
