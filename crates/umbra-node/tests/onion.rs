@@ -542,14 +542,13 @@ async fn relays_reuse_pooled_connections() {
         let (status, body) = send(&net, 0, built.body.clone()).await;
         assert_eq!(open(&built, status, &body).0, 200);
     }
-    // Ten sequential relays from the guard to hop 2 used one connection: a
-    // new connection per request would have left up to four idle.
+    // Ten sequential relays from the guard to hop 2 reused one connection: a
+    // new connection per request would have left ten idle (the pool keeps up
+    // to 32). The start-up pull from swarm peers (/node/v1/since) may have
+    // opened one more in parallel, hence "at most 2".
     let guard = &net.node(0).node;
-    assert_eq!(guard.peers.idle_connections(&net.node_addr(1)), 1);
-    assert_eq!(
-        net.node(1).node.peers.idle_connections(&net.node_addr(2)),
-        1
-    );
+    assert!(guard.peers.idle_connections(&net.node_addr(1)) <= 2);
+    assert!(net.node(1).node.peers.idle_connections(&net.node_addr(2)) <= 2);
     assert_eq!(onion_hops(&net, 0), 10);
 }
 
