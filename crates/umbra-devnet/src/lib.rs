@@ -193,6 +193,17 @@ fn free_port() -> Result<u16, DevnetError> {
     free_port_on(Ipv4Addr::LOCALHOST)
 }
 
+/// Creates node `i`'s directory and key (a fresh random seed, 0600).
+fn node_key(root: &Path, i: usize) -> Result<Ed25519Keypair, DevnetError> {
+    let dir = root.join(format!("node{i}"));
+    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+    umbra_node::keyfile::load_or_create(&dir.join("node.key"), umbra_crypto::random_bytes::<32>)
+        .map_err(|e| DevnetError::NodeStart {
+            index: i,
+            message: e.to_string(),
+        })
+}
+
 /// The loopback address of node `i` (its own /24 when `distinct`).
 fn node_ip(i: usize, distinct: bool) -> Ipv4Addr {
     if distinct {
@@ -229,17 +240,7 @@ impl Devnet {
         let mut addrs = Vec::new();
         let mut admins = Vec::new();
         for i in 0..opts.nodes {
-            let dir = opts.dir.join(format!("node{i}"));
-            std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-            let kp = umbra_node::keyfile::load_or_create(
-                &dir.join("node.key"),
-                umbra_crypto::random_bytes::<32>,
-            )
-            .map_err(|e| DevnetError::NodeStart {
-                index: i,
-                message: e.to_string(),
-            })?;
-            keys.push(kp);
+            keys.push(node_key(&opts.dir, i)?);
             let ip = node_ip(i, opts.distinct_ips);
             let port = if opts.base_port == 0 {
                 free_port_on(ip)?
@@ -521,17 +522,7 @@ impl Devnet {
     /// Starts one more node and publishes an epoch listing it; returns its index.
     pub async fn add_node(&mut self) -> Result<usize, DevnetError> {
         let i = self.keys.len();
-        let dir = self.dir.join(format!("node{i}"));
-        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-        let kp = umbra_node::keyfile::load_or_create(
-            &dir.join("node.key"),
-            umbra_crypto::random_bytes::<32>,
-        )
-        .map_err(|e| DevnetError::NodeStart {
-            index: i,
-            message: e.to_string(),
-        })?;
-        self.keys.push(kp);
+        self.keys.push(node_key(&self.dir, i)?);
         let distinct = self.addrs.iter().any(|a| ipv4_of(a) != Ipv4Addr::LOCALHOST);
         let ip = node_ip(i, distinct);
         self.addrs.push(SocketAddr::from((ip, free_port_on(ip)?)));

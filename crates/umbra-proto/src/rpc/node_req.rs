@@ -198,6 +198,28 @@ pub enum PushError {
     OutOfRange,
 }
 
+/// The account, hash and namespace elements shared by push items and tombstones.
+fn account_and_hash(
+    i: usize,
+    acc: &Value,
+    hash: &Value,
+) -> Result<(AccountId, MessageHash), PushError> {
+    let bad = |why| PushError::BadItem(i, why);
+    let account = AccountId::from_bytes(acc.as_bytes().ok_or(bad("account is not a string"))?)
+        .map_err(|_| bad("bad account ID"))?;
+    let hash_text = std::str::from_utf8(hash.as_bytes().ok_or(bad("hash is not a string"))?)
+        .map_err(|_| bad("hash is not text"))?;
+    let hash = MessageHash::parse(hash_text).map_err(|_| bad("bad hash"))?;
+    Ok((account, hash))
+}
+
+fn namespace_of(i: usize, ns: &Value) -> Result<Namespace, PushError> {
+    ns.as_int()
+        .and_then(|n| i16::try_from(n).ok())
+        .map(Namespace)
+        .ok_or(PushError::BadItem(i, "bad namespace"))
+}
+
 impl PushItem {
     /// Receiver rule (§7.3): the hash matches the one recomputed from
     /// (account, namespace, data).
@@ -233,11 +255,7 @@ impl PushItem {
         let [acc, hash, ts, exp, data, ns] = l else {
             return Err(bad("an item has 6 elements"));
         };
-        let account = AccountId::from_bytes(acc.as_bytes().ok_or(bad("account is not a string"))?)
-            .map_err(|_| bad("bad account ID"))?;
-        let hash_text = std::str::from_utf8(hash.as_bytes().ok_or(bad("hash is not a string"))?)
-            .map_err(|_| bad("hash is not text"))?;
-        let hash = MessageHash::parse(hash_text).map_err(|_| bad("bad hash"))?;
+        let (account, hash) = account_and_hash(i, acc, hash)?;
         let u = |v: &Value, why| {
             v.as_int()
                 .and_then(|n| u64::try_from(n).ok())
@@ -246,11 +264,7 @@ impl PushItem {
         let timestamp = u(ts, "bad timestamp")?;
         let expiry = u(exp, "bad expiry")?;
         let data = data.as_bytes().ok_or(bad("data is not a string"))?.to_vec();
-        let namespace = ns
-            .as_int()
-            .and_then(|n| i16::try_from(n).ok())
-            .map(Namespace)
-            .ok_or(bad("bad namespace"))?;
+        let namespace = namespace_of(i, ns)?;
         Ok(PushItem {
             account,
             hash,
@@ -364,16 +378,8 @@ impl PushTombstone {
         let [acc, hash, ns, exp, keep] = l else {
             return Err(bad("a tombstone has 5 elements"));
         };
-        let account = AccountId::from_bytes(acc.as_bytes().ok_or(bad("account is not a string"))?)
-            .map_err(|_| bad("bad account ID"))?;
-        let hash_text = std::str::from_utf8(hash.as_bytes().ok_or(bad("hash is not a string"))?)
-            .map_err(|_| bad("hash is not text"))?;
-        let hash = MessageHash::parse(hash_text).map_err(|_| bad("bad hash"))?;
-        let namespace = ns
-            .as_int()
-            .and_then(|n| i16::try_from(n).ok())
-            .map(Namespace)
-            .ok_or(bad("bad namespace"))?;
+        let (account, hash) = account_and_hash(i, acc, hash)?;
+        let namespace = namespace_of(i, ns)?;
         let new_expiry = match exp.as_int() {
             Some(-1) => None,
             Some(n) => Some(u64::try_from(n).map_err(|_| bad("bad expiry"))?),
