@@ -13,8 +13,9 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use umbra_client::client::Client;
 use umbra_client::profile::Profile;
-use umbra_client::store::{Direction, Disappearing, DisappearingMode, MessageStatus};
+use umbra_client::store::{Direction, Disappearing, DisappearingMode, Message, MessageStatus};
 use umbra_devnet::{Devnet, DevnetOptions};
+use umbra_proto::identity::AccountId;
 use umbra_proto::path::PathConfig;
 
 /// Options of `umbra demo`.
@@ -104,6 +105,22 @@ where
     }
 }
 
+/// Syncs `client` until its messages with `peer` satisfy `done`.
+async fn sync_until(
+    client: &Client,
+    peer: &AccountId,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&[Message]) -> bool,
+) -> anyhow::Result<()> {
+    wait_for(what, timeout, || async {
+        client.sync().await?;
+        let msgs = client.profile().store().messages(peer, None)?;
+        Ok(done(&msgs).then_some(()))
+    })
+    .await
+}
+
 async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     if args.timer < 10 {
         bail!("--timer must be at least 10 seconds (the shortest TTL a node accepts)");
@@ -180,13 +197,12 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 
     step(4, "Bob syncs: an unknown sender lands in message requests");
     let t = Instant::now();
-    wait_for(
+    sync_until(
+        bob,
+        &a_id,
         "Bob to receive Alice's message",
         Duration::from_secs(30),
-        || async {
-            let rep = bob.sync().await?;
-            Ok((rep.new_messages > 0).then_some(()))
-        },
+        |msgs| !msgs.is_empty(),
     )
     .await?;
     timings.record("sync (retrieve + decrypt)", t.elapsed());
@@ -203,19 +219,12 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         .await?;
     timings.record("send (onion, recipient + sync copy)", t.elapsed());
     let t = Instant::now();
-    wait_for(
+    sync_until(
+        alice,
+        &b_id,
         "Alice to get Bob's reply",
         Duration::from_secs(30),
-        || async {
-            alice.sync().await?;
-            let got = alice
-                .profile()
-                .store()
-                .messages(&b_id, None)?
-                .iter()
-                .any(|m| m.direction == Direction::In);
-            Ok(got.then_some(()))
-        },
+        |msgs| msgs.iter().any(|m| m.direction == Direction::In),
     )
     .await?;
     timings.record("sync (retrieve + decrypt)", t.elapsed());
@@ -240,18 +249,14 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     .await?;
     let t = Instant::now();
     bob.read_conversation(&a_id, None).await?;
-    wait_for(
+    sync_until(
+        alice,
+        &b_id,
         "Alice to see the read receipt",
         Duration::from_secs(30),
-        || async {
-            alice.sync().await?;
-            let read = alice
-                .profile()
-                .store()
-                .messages(&b_id, None)?
-                .iter()
-                .any(|m| m.direction == Direction::Out && m.status == MessageStatus::Read);
-            Ok(read.then_some(()))
+        |msgs| {
+            msgs.iter()
+                .any(|m| m.direction == Direction::Out && m.status == MessageStatus::Read)
         },
     )
     .await?;
@@ -275,31 +280,21 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         .send_text(&b_id, "This message will self-destruct.")
         .await?;
     let t = Instant::now();
-    wait_for("Bob to receive it", Duration::from_secs(30), || async {
-        bob.sync().await?;
-        let has = bob
-            .profile()
-            .store()
-            .messages(&a_id, None)?
-            .iter()
-            .any(|m| m.text.contains("self-destruct"));
-        Ok(has.then_some(()))
-    })
+    sync_until(
+        bob,
+        &a_id,
+        "Bob to receive it",
+        Duration::from_secs(30),
+        |msgs| msgs.iter().any(|m| m.text.contains("self-destruct")),
+    )
     .await?;
     println!("  Bob has it; waiting for the timer …");
-    wait_for(
+    sync_until(
+        bob,
+        &a_id,
         "the message to disappear",
         Duration::from_secs(u64::from(args.timer) + 30),
-        || async {
-            bob.sync().await?;
-            let gone = !bob
-                .profile()
-                .store()
-                .messages(&a_id, None)?
-                .iter()
-                .any(|m| m.text.contains("self-destruct"));
-            Ok(gone.then_some(()))
-        },
+        |msgs| !msgs.iter().any(|m| m.text.contains("self-destruct")),
     )
     .await?;
     timings.record("disappearing message lifetime", t.elapsed());
@@ -319,32 +314,22 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 
     step(8, "Unsend: Alice deletes a message for everyone");
     let oops = alice.send_text(&b_id, "Oops, wrong chat").await?;
-    wait_for("Bob to receive it", Duration::from_secs(30), || async {
-        bob.sync().await?;
-        let has = bob
-            .profile()
-            .store()
-            .messages(&a_id, None)?
-            .iter()
-            .any(|m| m.text == "Oops, wrong chat");
-        Ok(has.then_some(()))
-    })
+    sync_until(
+        bob,
+        &a_id,
+        "Bob to receive it",
+        Duration::from_secs(30),
+        |msgs| msgs.iter().any(|m| m.text == "Oops, wrong chat"),
+    )
     .await?;
     let t = Instant::now();
     alice.unsend(&b_id, oops.timestamp_ms).await?;
-    wait_for(
+    sync_until(
+        bob,
+        &a_id,
         "Bob's copy to be deleted",
         Duration::from_secs(30),
-        || async {
-            bob.sync().await?;
-            let gone = bob
-                .profile()
-                .store()
-                .messages(&a_id, None)?
-                .iter()
-                .any(|m| m.deleted);
-            Ok(gone.then_some(()))
-        },
+        |msgs| msgs.iter().any(|m| m.deleted),
     )
     .await?;
     timings.record("unsend round trip", t.elapsed());
