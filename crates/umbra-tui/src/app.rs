@@ -43,14 +43,24 @@ pub enum Setting {
     TypingIndicators,
     /// Link previews.
     LinkPreviews,
+    /// The notification command (`ui.notify_command`): a program run on a
+    /// new incoming message. Edited as text, not toggled.
+    NotifyCommand,
+    /// The terminal bell on a new incoming message (`ui.bell`).
+    NotifyBell,
+    /// Pass the message text to the notification command (`ui.notify_text`).
+    NotifyText,
 }
 
 impl Setting {
     /// All settings, in screen order.
-    pub const ALL: [Setting; 3] = [
+    pub const ALL: [Setting; 6] = [
         Setting::ReadReceipts,
         Setting::TypingIndicators,
         Setting::LinkPreviews,
+        Setting::NotifyCommand,
+        Setting::NotifyBell,
+        Setting::NotifyText,
     ];
 
     /// The setting's name.
@@ -59,6 +69,9 @@ impl Setting {
             Setting::ReadReceipts => "Read receipts",
             Setting::TypingIndicators => "Typing indicators",
             Setting::LinkPreviews => "Link previews",
+            Setting::NotifyCommand => "Notify command",
+            Setting::NotifyBell => "Terminal bell",
+            Setting::NotifyText => "Text in notices",
         }
     }
 
@@ -74,12 +87,19 @@ impl Setting {
             Setting::LinkPreviews => {
                 "Fetches previews of links you send: the linked site sees the request."
             }
+            Setting::NotifyCommand => {
+                "Runs it on new messages with the sender's short ID (Enter edits)."
+            }
+            Setting::NotifyBell => "Rings the terminal bell on new messages: heard nearby.",
+            Setting::NotifyText => {
+                "Also gives the message text to the notify command (it may show it)."
+            }
         }
     }
 }
 
 /// The settings' current values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Settings {
     /// Read receipts on.
     pub read_receipts: bool,
@@ -87,6 +107,13 @@ pub struct Settings {
     pub typing_indicators: bool,
     /// Link previews on.
     pub link_previews: bool,
+    /// The notification command (program and fixed arguments, split on
+    /// whitespace, no shell); `None` when unset (the default).
+    pub notify_command: Option<String>,
+    /// Ring the terminal bell on new messages.
+    pub notify_bell: bool,
+    /// Give the message text to the notification command.
+    pub notify_text: bool,
 }
 
 impl Settings {
@@ -96,6 +123,9 @@ impl Settings {
             Setting::ReadReceipts => self.read_receipts,
             Setting::TypingIndicators => self.typing_indicators,
             Setting::LinkPreviews => self.link_previews,
+            Setting::NotifyCommand => self.notify_command.is_some(),
+            Setting::NotifyBell => self.notify_bell,
+            Setting::NotifyText => self.notify_text,
         }
     }
 
@@ -104,6 +134,13 @@ impl Settings {
             Setting::ReadReceipts => self.read_receipts = on,
             Setting::TypingIndicators => self.typing_indicators = on,
             Setting::LinkPreviews => self.link_previews = on,
+            Setting::NotifyCommand => {
+                if !on {
+                    self.notify_command = None;
+                }
+            }
+            Setting::NotifyBell => self.notify_bell = on,
+            Setting::NotifyText => self.notify_text = on,
         }
     }
 }
@@ -167,6 +204,40 @@ pub enum Cmd {
         /// STARTED (true) or STOPPED.
         started: bool,
     },
+    /// Set (`Some`) or clear (`None`) the notification command; answered
+    /// by [`NetEvent::Settings`].
+    SetNotifyCommand(Option<String>),
+    /// Notify the user of a new incoming message: ring the terminal bell
+    /// (`bell`, done by the UI loop) and/or run `command` with the sender's
+    /// short ID and, only if the user opted in, the text.
+    Notify {
+        /// The sender's short ID.
+        peer_short: String,
+        /// The message text, only with `ui.notify_text` on.
+        text: Option<String>,
+        /// Ring the terminal bell.
+        bell: bool,
+        /// The command to run, if one is set.
+        command: Option<String>,
+    },
+}
+
+/// The most notifications one poll raises (a burst is one poll).
+pub const NOTIFY_MAX_PER_SYNC: usize = 3;
+
+/// A message a poll stored (what notifications are decided from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The conversation.
+    pub peer: AccountId,
+    /// The sender.
+    pub author: AccountId,
+    /// In, or out (a sync copy of our own message).
+    pub direction: Direction,
+    /// The text.
+    pub text: String,
+    /// The conversation is blocked.
+    pub blocked: bool,
 }
 
 /// What a poll brought (the part of the client's `SyncReport` the UI shows).
@@ -182,6 +253,8 @@ pub struct SyncSummary {
     pub unsent: usize,
     /// Peers typing now.
     pub typing: Vec<AccountId>,
+    /// The new messages themselves (for notifications).
+    pub incoming: Vec<Incoming>,
 }
 
 /// A result reported by the network side.
@@ -289,6 +362,8 @@ pub struct App {
     pub now_ms: u64,
     /// Set when the app should exit.
     pub quit: bool,
+    /// The notification command being edited on the settings screen.
+    pub command_input: Option<String>,
     next_local_id: u64,
     sync_in_flight: bool,
     next_sync_at_ms: u64,
@@ -379,6 +454,7 @@ impl App {
             offline: None,
             now_ms,
             quit: false,
+            command_input: None,
             next_local_id: 1,
             sync_in_flight: true,
             next_sync_at_ms: now_ms,
@@ -580,6 +656,28 @@ impl App {
     }
 
     fn key_settings(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        if let Some(input) = self.command_input.as_mut() {
+            match key.code {
+                KeyCode::Esc => self.command_input = None,
+                KeyCode::Backspace => {
+                    input.pop();
+                }
+                KeyCode::Enter => {
+                    let text = input.trim().to_string();
+                    self.command_input = None;
+                    let command = (!text.is_empty()).then_some(text);
+                    self.settings.notify_command = command.clone();
+                    return vec![Cmd::SetNotifyCommand(command)];
+                }
+                KeyCode::Char(c)
+                    if !key.modifiers.contains(KeyModifiers::CONTROL) && input.len() < 200 =>
+                {
+                    input.push(c);
+                }
+                _ => {}
+            }
+            return Vec::new();
+        }
         match key.code {
             KeyCode::Esc | KeyCode::Char('q') => self.screen = Screen::List,
             KeyCode::Up | KeyCode::Char('k') => {
@@ -590,8 +688,21 @@ impl App {
             {
                 self.settings_selected += 1;
             }
+            KeyCode::Enter
+                if Setting::ALL.get(self.settings_selected) == Some(&Setting::NotifyCommand) =>
+            {
+                self.command_input = Some(self.settings.notify_command.clone().unwrap_or_default());
+            }
             KeyCode::Char(' ') | KeyCode::Enter => {
                 if let Some(&s) = Setting::ALL.get(self.settings_selected) {
+                    if s == Setting::NotifyCommand {
+                        // Space clears a set command; Enter edits it.
+                        if self.settings.notify_command.take().is_some() {
+                            return vec![Cmd::SetNotifyCommand(None)];
+                        }
+                        self.command_input = Some(String::new());
+                        return Vec::new();
+                    }
                     let on = !self.settings.get(s);
                     // Shown at once; the store's answer confirms it.
                     self.settings.set(s, on);
@@ -827,6 +938,33 @@ impl App {
         vec![Cmd::Sync]
     }
 
+    /// The notifications to raise for the messages a poll stored: none
+    /// unless the bell or a command is configured; never for our own
+    /// messages (sync copies, Note to Self) or blocked peers; the text only
+    /// with [`Settings::notify_text`]; at most [`NOTIFY_MAX_PER_SYNC`].
+    pub fn notifications(&self, incoming: &[Incoming]) -> Vec<Cmd> {
+        let s = &self.settings;
+        if !s.notify_bell && s.notify_command.is_none() {
+            return Vec::new();
+        }
+        incoming
+            .iter()
+            .filter(|m| {
+                m.direction == Direction::In
+                    && m.author != self.me
+                    && m.peer != self.me
+                    && !m.blocked
+            })
+            .take(NOTIFY_MAX_PER_SYNC)
+            .map(|m| Cmd::Notify {
+                peer_short: m.author.short(),
+                text: (s.notify_text && s.notify_command.is_some()).then(|| m.text.clone()),
+                bell: s.notify_bell,
+                command: s.notify_command.clone(),
+            })
+            .collect()
+    }
+
     /// Advances app time: polling, typing-indicator timeouts.
     pub fn on_tick(&mut self, now_ms: u64) -> Vec<Cmd> {
         self.now_ms = self.now_ms.max(now_ms);
@@ -904,6 +1042,7 @@ impl App {
                         if s.new_messages + s.receipts + s.unsent > 0 {
                             cmds.push(self.load());
                         }
+                        cmds.extend(self.notifications(&s.incoming));
                     }
                     Err(e) => self.offline = Some(e),
                 }

@@ -541,3 +541,148 @@ fn durations_read_naturally() {
     assert_eq!(duration_text(43_200), "12h");
     assert_eq!(duration_text(86_400), "1d");
 }
+
+fn incoming(peer: AccountId, author: AccountId, direction: Direction, blocked: bool) -> Incoming {
+    Incoming {
+        peer,
+        author,
+        direction,
+        text: "secret text".to_string(),
+        blocked,
+    }
+}
+
+fn synced_with(app: &mut App, msgs: Vec<Incoming>) -> Vec<Cmd> {
+    app.on_event(NetEvent::Synced(Ok(SyncSummary {
+        new_messages: msgs.len(),
+        incoming: msgs,
+        ..SyncSummary::default()
+    })))
+    .into_iter()
+    .filter(|c| matches!(c, Cmd::Notify { .. }))
+    .collect()
+}
+
+#[test]
+fn notifications_are_off_by_default() {
+    let mut app = app_with_list();
+    let got = synced_with(&mut app, vec![incoming(id(2), id(2), Direction::In, false)]);
+    assert!(got.is_empty(), "{got:?}");
+}
+
+#[test]
+fn notifications_carry_text_only_when_opted_in() {
+    let mut app = app_with_list();
+    app.settings.notify_command = Some("notify-send Umbra".to_string());
+    let got = synced_with(&mut app, vec![incoming(id(2), id(2), Direction::In, false)]);
+    assert_eq!(
+        got,
+        vec![Cmd::Notify {
+            peer_short: id(2).short(),
+            text: None,
+            bell: false,
+            command: Some("notify-send Umbra".to_string()),
+        }]
+    );
+    app.settings.notify_text = true;
+    app.settings.notify_bell = true;
+    let got = synced_with(&mut app, vec![incoming(id(2), id(2), Direction::In, false)]);
+    assert_eq!(
+        got,
+        vec![Cmd::Notify {
+            peer_short: id(2).short(),
+            text: Some("secret text".to_string()),
+            bell: true,
+            command: Some("notify-send Umbra".to_string()),
+        }]
+    );
+    // The bell alone never carries text, even when opted in.
+    app.settings.notify_command = None;
+    let got = synced_with(&mut app, vec![incoming(id(2), id(2), Direction::In, false)]);
+    assert_eq!(
+        got,
+        vec![Cmd::Notify {
+            peer_short: id(2).short(),
+            text: None,
+            bell: true,
+            command: None,
+        }]
+    );
+}
+
+#[test]
+fn notifications_skip_own_and_blocked_and_are_capped() {
+    let mut app = app_with_list();
+    app.settings.notify_bell = true;
+    let got = synced_with(
+        &mut app,
+        vec![
+            // A sync copy of our own message.
+            incoming(id(2), id(1), Direction::Out, false),
+            // Note to Self.
+            incoming(id(1), id(1), Direction::In, false),
+            // A blocked peer.
+            incoming(id(3), id(3), Direction::In, true),
+        ],
+    );
+    assert!(got.is_empty(), "{got:?}");
+    let burst = (0..10)
+        .map(|_| incoming(id(2), id(2), Direction::In, false))
+        .collect();
+    assert_eq!(synced_with(&mut app, burst).len(), NOTIFY_MAX_PER_SYNC);
+    // A failed poll notifies nothing.
+    let cmds = app.on_event(NetEvent::Synced(Err("offline".to_string())));
+    assert!(!cmds.iter().any(|c| matches!(c, Cmd::Notify { .. })));
+}
+
+#[test]
+fn notify_settings_toggle_and_the_command_is_edited() {
+    let mut app = app_with_list();
+    app.on_key(key(KeyCode::Char('s')));
+    for _ in 0..3 {
+        app.on_key(key(KeyCode::Down));
+    }
+    assert_eq!(Setting::ALL[app.settings_selected], Setting::NotifyCommand);
+    // Enter edits; typed keys are text, not shortcuts.
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    for c in "notify-send q".chars() {
+        assert!(app.on_key(key(KeyCode::Char(c))).is_empty());
+    }
+    assert_eq!(app.screen, Screen::Settings);
+    app.on_key(key(KeyCode::Backspace));
+    let cmds = app.on_key(key(KeyCode::Enter));
+    assert_eq!(
+        cmds,
+        vec![Cmd::SetNotifyCommand(Some("notify-send".to_string()))]
+    );
+    assert_eq!(app.command_input, None);
+    assert_eq!(app.settings.notify_command.as_deref(), Some("notify-send"));
+    // Space clears it.
+    assert_eq!(
+        app.on_key(key(KeyCode::Char(' '))),
+        vec![Cmd::SetNotifyCommand(None)]
+    );
+    // Esc cancels an edit.
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(key(KeyCode::Char('x')));
+    assert!(app.on_key(key(KeyCode::Esc)).is_empty());
+    assert_eq!(app.settings.notify_command, None);
+    assert_eq!(app.screen, Screen::Settings);
+    // Bell and text are toggles.
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(
+        app.on_key(key(KeyCode::Char(' '))),
+        vec![Cmd::SetSetting {
+            setting: Setting::NotifyBell,
+            on: true
+        }]
+    );
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(
+        app.on_key(key(KeyCode::Char(' '))),
+        vec![Cmd::SetSetting {
+            setting: Setting::NotifyText,
+            on: true
+        }]
+    );
+}

@@ -10,7 +10,26 @@
 //! [`run`] owns the terminal: raw mode, the alternate screen and bracketed
 //! paste, restored on exit, on error and on panic; and the event loop, a
 //! `tokio::select!` over terminal events, network events and a tick. The
-//! loop never awaits the network: a key press is drawn at once.
+//! loop never awaits the network: a key press is drawn at once. One turn
+//! of the loop is [`step`] (an input into the app), [`dispatch`] (its
+//! commands into background tasks) and a draw; `tests/responsive.rs` runs
+//! exactly these against a devnet with stopped nodes.
+//!
+//! ## Notifications
+//!
+//! Off by default. Three settings, in the profile's store and on the
+//! settings screen:
+//!
+//! - `ui.notify_command`: a program run on each new incoming message (at
+//!   most three per poll), e.g. `notify-send Umbra`. It is split on
+//!   whitespace into the program and fixed arguments (no shell, no
+//!   quoting); the sender's short ID is appended as one argument.
+//! - `ui.notify_text` (`true`/`false`): also append the message text as
+//!   one more argument. Off unless the user opts in: the command may show
+//!   the text on screen or log it.
+//! - `ui.bell` (`true`/`false`): ring the terminal bell (`BEL`).
+//!
+//! Never for our own messages (sync copies, Note to Self) or blocked peers.
 #![warn(missing_docs)]
 
 pub mod app;
@@ -21,7 +40,9 @@ use std::io::Stdout;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, EventStream};
+use std::io::Write;
+
+use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, EventStream, KeyEvent};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -32,8 +53,44 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 use umbra_client::client::Client;
 
-use crate::app::{App, Cmd};
+use crate::app::{App, Cmd, NetEvent};
 use crate::net::Net;
+
+/// One input to the app.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A key press.
+    Key(KeyEvent),
+    /// Pasted text.
+    Paste(String),
+    /// A network result.
+    Net(NetEvent),
+    /// A tick at this wall-clock time (ms).
+    Tick(u64),
+}
+
+/// Feeds one input to the app: the commands it asks for (no I/O).
+pub fn step(app: &mut App, input: Input) -> Vec<Cmd> {
+    match input {
+        Input::Key(k) => app.on_key(k),
+        Input::Paste(s) => app.on_paste(&s),
+        Input::Net(ev) => app.on_event(ev),
+        Input::Tick(now) => app.on_tick(now),
+    }
+}
+
+/// Starts each command in the background (never waits for it); returns
+/// whether one of them asks for the terminal bell, which the caller rings.
+pub fn dispatch(net: &Net, cmds: Vec<Cmd>) -> bool {
+    let mut bell = false;
+    for c in cmds {
+        if let Cmd::Notify { bell: true, .. } = &c {
+            bell = true;
+        }
+        net.spawn(c);
+    }
+    bell
+}
 
 /// How often the loop ticks (polling, typing timeouts, timers), ms.
 pub const TICK_MS: u64 = 250;
@@ -113,12 +170,7 @@ pub async fn run_async(client: Arc<Client>) -> Result<(), TuiError> {
     let net = Net::new(Arc::clone(&client), tx);
     let (mut app, first) = App::new(client.account_id(), now_ms());
     app.settings = net.settings();
-    let dispatch = |cmds: Vec<Cmd>| {
-        for c in cmds {
-            net.spawn(c);
-        }
-    };
-    dispatch(first);
+    dispatch(&net, first);
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -127,18 +179,22 @@ pub async fn run_async(client: Arc<Client>) -> Result<(), TuiError> {
         if app.quit {
             break;
         }
-        let cmds = tokio::select! {
+        let input = tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(Event::Key(k))) => app.on_key(k),
-                Some(Ok(Event::Paste(s))) => app.on_paste(&s),
-                Some(Ok(_)) => Vec::new(),
+                Some(Ok(Event::Key(k))) => Input::Key(k),
+                Some(Ok(Event::Paste(s))) => Input::Paste(s),
+                Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
-            Some(ev) = rx.recv() => app.on_event(ev),
-            _ = tick.tick() => app.on_tick(now_ms()),
+            Some(ev) = rx.recv() => Input::Net(ev),
+            _ = tick.tick() => Input::Tick(now_ms()),
         };
-        dispatch(cmds);
+        if dispatch(&net, step(&mut app, input)) {
+            // Best effort: a bell that cannot be written is not an error.
+            let backend = terminal.backend_mut();
+            let _ = backend.write_all(b"\x07").and_then(|()| backend.flush());
+        }
     }
     Ok(())
 }

@@ -4,14 +4,45 @@
 //! loop never waits on the network. Store reads ([`Cmd::Load`]) are local
 //! and quick; everything that touches the swarm (send, sync, receipts,
 //! accept, …) may take seconds or fail, and only its event says so.
+//!
+//! [`Cmd::Notify`] runs the user's notification command as a program with
+//! arguments (never through a shell): the setting is split on whitespace
+//! into the program and its fixed arguments, then the sender's short ID is
+//! appended, then the text (only when the app put it in, i.e. the user
+//! opted in). The bell is the UI loop's job (it owns the terminal).
 
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc::UnboundedSender;
 use umbra_client::client::Client;
+use umbra_client::store::Direction;
+use umbra_proto::identity::AccountId;
 
-use crate::app::{Cmd, NetEvent, Setting, Settings, SyncSummary};
+use crate::app::{Cmd, Incoming, NetEvent, Setting, Settings, SyncSummary};
+
+/// Setting key: the notification command (unset by default).
+pub const NOTIFY_COMMAND_KEY: &str = "ui.notify_command";
+/// Setting key: ring the terminal bell on new messages (`"true"`; off by default).
+pub const BELL_KEY: &str = "ui.bell";
+/// Setting key: give the message text to the notification command
+/// (`"true"`; off by default).
+pub const NOTIFY_TEXT_KEY: &str = "ui.notify_text";
+
+/// The program and arguments for a notification: the command's words, the
+/// sender's short ID, then the text if given. `None` when `command` has no
+/// program.
+pub fn notify_argv(command: &str, peer_short: &str, text: Option<&str>) -> Option<Vec<String>> {
+    let mut argv: Vec<String> = command.split_whitespace().map(str::to_string).collect();
+    if argv.is_empty() {
+        return None;
+    }
+    argv.push(peer_short.to_string());
+    argv.extend(text.map(str::to_string));
+    Some(argv)
+}
 
 /// Runs commands against a client.
 #[derive(Clone)]
@@ -38,6 +69,14 @@ impl Net {
             read_receipts: store.read_receipts().unwrap_or(false),
             typing_indicators: store.typing_indicators().unwrap_or(false),
             link_previews: store.link_previews().unwrap_or(false),
+            notify_command: store
+                .setting(NOTIFY_COMMAND_KEY)
+                .ok()
+                .flatten()
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty()),
+            notify_bell: store.bool_setting(BELL_KEY).unwrap_or(false),
+            notify_text: store.bool_setting(NOTIFY_TEXT_KEY).unwrap_or(false),
         }
     }
 
@@ -57,6 +96,52 @@ impl Net {
             what: what.to_string(),
             result,
         });
+    }
+
+    /// Unread counts per conversation (empty if the store fails).
+    fn unread(&self) -> HashMap<AccountId, u64> {
+        self.client
+            .profile()
+            .store()
+            .conversations()
+            .map(|cs| cs.into_iter().map(|c| (c.peer, c.unread)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The incoming messages a poll added: in each conversation whose
+    /// unread count grew, that many newest unread incoming messages.
+    fn new_incoming(&self, before: &HashMap<AccountId, u64>) -> Vec<Incoming> {
+        let store = self.client.profile().store();
+        let Ok(convs) = store.conversations() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for conv in convs {
+            let grew = conv
+                .unread
+                .saturating_sub(before.get(&conv.peer).copied().unwrap_or(0));
+            if grew == 0 {
+                continue;
+            }
+            let Ok(msgs) = store.messages(&conv.peer, None) else {
+                continue;
+            };
+            let unread: Vec<_> = msgs
+                .into_iter()
+                .filter(|m| m.direction == Direction::In && m.read_at_ms.is_none() && !m.deleted)
+                .collect();
+            let skip = unread
+                .len()
+                .saturating_sub(usize::try_from(grew).unwrap_or(usize::MAX));
+            out.extend(unread.into_iter().skip(skip).map(|m| Incoming {
+                peer: m.peer,
+                author: m.author,
+                direction: m.direction,
+                text: m.text,
+                blocked: conv.blocked,
+            }));
+        }
+        out
     }
 
     /// Runs `cmd` to completion and reports its events.
@@ -87,8 +172,13 @@ impl Net {
                     self.send(NetEvent::Synced(Ok(SyncSummary::default())));
                     return;
                 }
+                let unread_before = self.unread();
                 let r = c.sync().await;
                 self.syncing.store(false, Ordering::SeqCst);
+                let incoming = match &r {
+                    Ok(r) if r.new_messages > 0 => self.new_incoming(&unread_before),
+                    _ => Vec::new(),
+                };
                 self.send(NetEvent::Synced(
                     r.map(|r| SyncSummary {
                         new_messages: r.new_messages,
@@ -96,6 +186,7 @@ impl Net {
                         receipts: r.receipts,
                         unsent: r.unsent,
                         typing: r.typing,
+                        incoming,
                     })
                     .map_err(|e| e.to_string()),
                 ));
@@ -154,6 +245,10 @@ impl Net {
                     Setting::ReadReceipts => store.set_read_receipts(on),
                     Setting::TypingIndicators => store.set_typing_indicators(on),
                     Setting::LinkPreviews => store.set_link_previews(on),
+                    Setting::NotifyCommand if on => Ok(()),
+                    Setting::NotifyCommand => store.remove_setting(NOTIFY_COMMAND_KEY).map(drop),
+                    Setting::NotifyBell => store.set_bool_setting(BELL_KEY, on),
+                    Setting::NotifyText => store.set_bool_setting(NOTIFY_TEXT_KEY, on),
                 };
                 if let Err(e) = r {
                     self.done("saving the setting", Err(e.to_string()));
@@ -164,6 +259,82 @@ impl Net {
                 // Best effort: indicators are never retried (§13).
                 let _ = c.send_typing(&peer, started).await;
             }
+            Cmd::SetNotifyCommand(command) => {
+                let store = c.profile().store();
+                let r = match command {
+                    Some(cmd) => store.set_setting(NOTIFY_COMMAND_KEY, &cmd),
+                    None => store.remove_setting(NOTIFY_COMMAND_KEY).map(drop),
+                };
+                if let Err(e) = r {
+                    self.done("saving the setting", Err(e.to_string()));
+                }
+                self.send(NetEvent::Settings(self.settings()));
+            }
+            Cmd::Notify {
+                peer_short,
+                text,
+                command,
+                bell: _,
+            } => {
+                let Some(argv) = command
+                    .as_deref()
+                    .and_then(|cmd| notify_argv(cmd, &peer_short, text.as_deref()))
+                else {
+                    return;
+                };
+                if let Err(e) = run_detached(&argv).await {
+                    self.done("notify command", Err(e));
+                }
+            }
         }
+    }
+}
+
+/// Starts `argv` (no shell, no terminal I/O) and reaps it off the runtime.
+async fn run_detached(argv: &[String]) -> Result<(), String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Ok(());
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
+    // Reaped in a blocking thread so no zombie is left.
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .map_err(|e| e.to_string())?
+        .map(drop)
+        .map_err(|e| format!("{program}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_has_no_text_unless_given() {
+        assert_eq!(
+            notify_argv("notify-send -u low", "05ab…cd", None),
+            Some(vec![
+                "notify-send".to_string(),
+                "-u".to_string(),
+                "low".to_string(),
+                "05ab…cd".to_string()
+            ])
+        );
+        let argv = notify_argv("notify-send", "05ab…cd", Some("hi; rm -rf /"));
+        // The text is one argument, never interpreted by a shell.
+        assert_eq!(
+            argv,
+            Some(vec![
+                "notify-send".to_string(),
+                "05ab…cd".to_string(),
+                "hi; rm -rf /".to_string()
+            ])
+        );
+        assert_eq!(notify_argv("   ", "05ab…cd", Some("x")), None);
     }
 }

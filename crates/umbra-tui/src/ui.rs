@@ -386,12 +386,20 @@ fn draw_settings(frame: &mut Frame, app: &App, area: Rect) {
     for (i, s) in Setting::ALL.iter().enumerate() {
         let selected = i == app.settings_selected;
         let on = app.settings.get(*s);
+        let value = match (s, &app.command_input, &app.settings.notify_command) {
+            (Setting::NotifyCommand, Some(input), _) => {
+                format!("{input}▏ (Enter saves, Esc cancels)")
+            }
+            (Setting::NotifyCommand, None, Some(cmd)) => cmd.clone(),
+            _ if on => "on".to_string(),
+            _ => "off".to_string(),
+        };
         let line = Line::from(format!(
             "{}[{}] {:<18} {}",
             if selected { "> " } else { "  " },
             if on { "x" } else { " " },
             s.label(),
-            if on { "on" } else { "off" }
+            value
         ));
         lines.push(if selected {
             line.style(Style::new().add_modifier(Modifier::REVERSED))

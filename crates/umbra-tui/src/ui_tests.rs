@@ -228,7 +228,8 @@ fn settings_snapshot() {
     app.on_key(key(KeyCode::Char('s')));
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Char(' ')));
-    let got = render(&app, 80, 13);
+    app.settings.notify_command = Some("notify-send Umbra".to_string());
+    let got = render(&app, 80, 19);
     let want = [
         "Umbra · Settings · online",
         "┌ Settings ────────────────────────────────────────────────────────────────────┐",
@@ -240,6 +241,12 @@ fn settings_snapshot() {
         "│      Reveals when you are typing (to contacts who enable it too).            │",
         "│  [ ] Link previews      off                                                  │",
         "│      Fetches previews of links you send: the linked site sees the request.   │",
+        "│  [x] Notify command     notify-send Umbra                                    │",
+        "│      Runs it on new messages with the sender's short ID (Enter edits).       │",
+        "│  [ ] Terminal bell      off                                                  │",
+        "│      Rings the terminal bell on new messages: heard nearby.                  │",
+        "│  [ ] Text in notices    off                                                  │",
+        "│      Also gives the message text to the notify command (it may show it).     │",
         "└──────────────────────────────────────────────────────────────────────────────┘",
         "",
         "↑↓ select  Space toggle  Esc back  ? help",
