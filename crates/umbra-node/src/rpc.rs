@@ -16,7 +16,7 @@ use umbra_proto::identity::AccountId;
 use umbra_proto::rpc::encoding::{Base64Bytes, Ed25519Hex, X25519Hex};
 use umbra_proto::rpc::limits::Origin;
 use umbra_proto::rpc::node_sig;
-use umbra_proto::rpc::sign::{ExpireMode as WireExpireMode, SubaccountToken};
+use umbra_proto::rpc::sign::SubaccountToken;
 use umbra_proto::rpc::types::{
     BatchResponse, ExpireResult, Expiries, GetExpiriesResponse, GetRegistryResponse,
     GetSwarmResponse, HashesByNamespace, InfoResponse, RetrieveResponse, RetrievedMessage,
@@ -30,7 +30,7 @@ use umbra_proto::swarm::{RegistryDocument, SwarmId};
 
 use crate::fanout;
 use crate::state::Node;
-use crate::storage::{self, ExpireMode, Namespaces, StoreError, StoreOptions, StoredMessage};
+use crate::storage::{self, Namespaces, StoreError, StoreOptions, StoredMessage};
 
 /// The node software version reported by `info` and in registry records.
 pub const VERSION: [u16; 3] = [0, 1, 0];
@@ -298,14 +298,6 @@ fn to_value(v: impl serde::Serialize) -> NodeOutcome {
     serde_json::to_value(v).map_err(|_| query_failure())
 }
 
-fn store_mode(m: WireExpireMode) -> ExpireMode {
-    match m {
-        WireExpireMode::Any => ExpireMode::Either,
-        WireExpireMode::Shorten => ExpireMode::Shorten,
-        WireExpireMode::Extend => ExpireMode::Extend,
-    }
-}
-
 /// Runs a synchronous validation with the auth environment (kept out of
 /// the async state, since it borrows a non-`Sync` predicate).
 fn with_env<T>(origin: Origin, revoked: bool, f: impl FnOnce(&AuthEnv<'_>) -> T) -> T {
@@ -359,10 +351,7 @@ async fn account_method(
                 Ok(v) => v,
                 Err(e) => return e.into(),
             };
-            let limits = storage::RetrieveLimits {
-                max_count: v.limits.max_count.map(|c| c as usize),
-                max_size: v.limits.max_size,
-            };
+            let limits = v.limits;
             return match node
                 .store
                 .retrieve(
@@ -555,7 +544,7 @@ async fn account_method(
                     .collect();
                 let out = node
                     .store
-                    .expire_each(&account, updates, store_mode(v.mode), now)
+                    .expire_each(&account, updates, v.mode, now)
                     .await
                     .map_err(|e| store_failure(&e))?;
                 let parse = |h: &String| MessageHash::parse(h).map_err(|_| query_failure());

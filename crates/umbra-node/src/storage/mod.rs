@@ -101,16 +101,8 @@ pub enum Namespaces {
     All,
 }
 
-/// The mode of an `expire` request (`storage-rpc.md` §9.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpireMode {
-    /// `shorten`: update only when the new expiry is earlier.
-    Shorten,
-    /// `extend`: update only when the new expiry is later.
-    Extend,
-    /// Neither flag: always update.
-    Either,
-}
+/// The mode of an `expire` request (`storage-rpc.md` §9.6): the protocol's own type.
+pub use umbra_proto::rpc::sign::ExpireMode;
 
 /// The result of [`Store::expire`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,42 +133,9 @@ pub struct StoreOutcome {
     pub seq: Option<u64>,
 }
 
-/// Limits of a `retrieve` (`storage-rpc.md` §9.2), already resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetrieveLimits {
-    /// At most this many messages; `None` = no count limit.
-    pub max_count: Option<usize>,
-    /// Byte budget as counted by [`retrieve_size`]; `None` = no size limit.
-    pub max_size: Option<u64>,
-}
-
-impl RetrieveLimits {
-    /// Resolves the request parameters `max_count` (0 = unset) and `max_size`
-    /// (0 = unset, negative `-k` = `RETRIEVE_MAX_SIZE / k`) by the rules of
-    /// `storage-rpc.md` §9.2 steps 2–3.
-    pub fn from_params(max_count: u64, max_size: i64) -> Self {
-        let max_count = (max_count > 0).then(|| usize::try_from(max_count).unwrap_or(usize::MAX));
-        let max_size = match max_size {
-            0 if max_count.is_none() => Some(RETRIEVE_MAX_SIZE / 5),
-            0 => None,
-            s if s > 0 => Some(s.unsigned_abs().min(RETRIEVE_MAX_SIZE)),
-            s => Some(RETRIEVE_MAX_SIZE / s.unsigned_abs()),
-        };
-        RetrieveLimits {
-            max_count,
-            max_size,
-        }
-    }
-}
-
-/// The size a message counts for in a `retrieve` budget:
-/// `100 + len(hash) + ⌊4·len(data)/3⌋` (`storage-rpc.md` §9.2 step 4).
-pub fn retrieve_size(hash_len: usize, data_len: usize) -> u64 {
-    let data = u64::try_from(data_len).unwrap_or(u64::MAX);
-    100u64
-        .saturating_add(u64::try_from(hash_len).unwrap_or(u64::MAX))
-        .saturating_add(data.saturating_mul(4) / 3)
-}
+/// Limits of a `retrieve` (`storage-rpc.md` §9.2), resolved by the
+/// protocol's own rules, and the size a message counts for in its budget.
+pub use umbra_proto::rpc::limits::{RetrieveLimits, retrieve_cost};
 
 /// The result of [`Store::retrieve`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -336,41 +295,6 @@ pub fn validate_hash(hash: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retrieve_limits_follow_spec() {
-        assert_eq!(
-            RetrieveLimits::from_params(0, 0),
-            RetrieveLimits {
-                max_count: None,
-                max_size: Some(1_560_000)
-            }
-        );
-        assert_eq!(
-            RetrieveLimits::from_params(5, 0),
-            RetrieveLimits {
-                max_count: Some(5),
-                max_size: None
-            }
-        );
-        assert_eq!(
-            RetrieveLimits::from_params(0, 10_000_000).max_size,
-            Some(RETRIEVE_MAX_SIZE)
-        );
-        assert_eq!(RetrieveLimits::from_params(0, 1000).max_size, Some(1000));
-        assert_eq!(
-            RetrieveLimits::from_params(0, -7).max_size,
-            Some(RETRIEVE_MAX_SIZE / 7)
-        );
-        assert_eq!(RetrieveLimits::from_params(0, i64::MIN).max_size, Some(0));
-    }
-
-    #[test]
-    fn retrieve_size_formula() {
-        assert_eq!(retrieve_size(43, 0), 143);
-        assert_eq!(retrieve_size(43, 3), 147);
-        assert_eq!(retrieve_size(43, 1024), 143 + 1365);
-    }
 
     #[test]
     fn hash_validation() {

@@ -21,7 +21,7 @@ use umbra_proto::identity::AccountId;
 use super::{
     ExpireMode, MAX_REVOKED_PER_ACCOUNT, Namespaces, NsHashes, PeerKey, RetrieveLimits, Retrieved,
     SequencedMessage, SinceBatch, SqlContext, StoreError, StoreOptions, StoreOutcome,
-    StoredMessage, SubaccountToken, Tombstone, retrieve_size, validate_hash,
+    StoredMessage, SubaccountToken, Tombstone, retrieve_cost, validate_hash,
 };
 
 /// Converts a time or count to SQLite's signed integer, saturating.
@@ -382,7 +382,9 @@ pub fn retrieve(
     let mut out = Retrieved::default();
     let mut total: u64 = 0;
     while let Some(row) = rows.next().ctx("retrieving messages")? {
-        let count_full = limits.max_count.is_some_and(|c| out.messages.len() >= c);
+        let count_full = limits
+            .max_count
+            .is_some_and(|c| u64::try_from(out.messages.len()).unwrap_or(u64::MAX) >= c);
         let size: u64 = {
             let hash_len = row
                 .get_ref(0)
@@ -394,7 +396,7 @@ pub fn retrieve(
                 .ctx("retrieving messages")?
                 .as_bytes()
                 .map_or(0, <[u8]>::len);
-            retrieve_size(hash_len, data_len)
+            retrieve_cost(hash_len, data_len)
         };
         let size_full = !out.messages.is_empty()
             && limits
@@ -568,7 +570,7 @@ pub fn expire(
         let apply = match mode {
             ExpireMode::Extend => new_sql > old,
             ExpireMode::Shorten => new_sql < old,
-            ExpireMode::Either => true,
+            ExpireMode::Any => true,
         };
         if !apply {
             out.unchanged.insert(hash.clone(), from_sql(old, "expiry")?);

@@ -769,7 +769,7 @@ mod tests {
         assert_eq!(out.unchanged.len(), 2);
         // neither: always.
         let out = s
-            .expire(&a, vec![h(1), h(2)], NOW + DAY, ExpireMode::Either, NOW)
+            .expire(&a, vec![h(1), h(2)], NOW + DAY, ExpireMode::Any, NOW)
             .await
             .expect("either");
         assert_eq!(out.updated.len(), 2);
@@ -779,7 +779,7 @@ mod tests {
             .expire_each(
                 &a,
                 vec![(h(1), NOW + 3 * DAY), (h(2), NOW + DAY / 2)],
-                ExpireMode::Either,
+                ExpireMode::Any,
                 NOW,
             )
             .await
@@ -811,7 +811,7 @@ mod tests {
         // Expired rows are not resurrected by expire and are not listed.
         let later = NOW + DAY;
         let out = s
-            .expire(&a, vec![h(2)], NOW + 9 * DAY, ExpireMode::Either, later)
+            .expire(&a, vec![h(2)], NOW + 9 * DAY, ExpireMode::Any, later)
             .await
             .expect("expired");
         assert!(out.updated.is_empty() && out.unchanged.is_empty());
