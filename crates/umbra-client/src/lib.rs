@@ -7,11 +7,15 @@
 //! | [`profile`] | the profile directory: lock, keys, the local store's key (optionally wrapped by a passphrase) |
 //! | [`store`] | the local store: messages, conversations, contacts, settings, seen hashes — encrypted at rest |
 //! | [`net`] | onion requests through guard paths (driving `umbra_proto::path`), swarm lookup, network time |
+//! | [`attachments`] | attachment upload/download in chunks through onion paths (issue 9) |
+//! | [`groups`] | group chats on the group's own swarm (issue 8) |
 //! | [`client`] | send, sync, requests and blocking, receipts, typing, disappearing messages, unsend |
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod attachments;
 pub mod client;
+pub mod groups;
 pub mod net;
 pub mod profile;
 pub mod store;

@@ -1,0 +1,1 @@
+//! `umbra-registry`: a registry authority (issue 11). Work in progress.
