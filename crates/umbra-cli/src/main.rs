@@ -10,6 +10,8 @@
 
 mod demo;
 mod devnet;
+mod files;
+mod group;
 mod keys;
 mod messaging;
 
@@ -43,6 +45,11 @@ enum Command {
     Account(messaging::AccountCommand),
     #[command(flatten)]
     Msg(messaging::MsgCommand),
+    #[command(flatten)]
+    Files(files::FilesCommand),
+    /// Group chats: create, add, remove, leave, promote, rename, info.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Run the client headless with a JSON-RPC API on PROFILE/daemon.sock (see docs/API.md).
     Daemon {
         /// Seconds between syncs.
@@ -118,6 +125,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Account(cmd) => messaging::account(&cli.common, cmd),
         Command::Msg(cmd) => messaging::run(&cli.common, cmd),
+        Command::Files(cmd) => files::run(&cli.common, cmd),
+        Command::Group(cmd) => group::run(&cli.common, cmd),
         Command::Daemon { sync_interval } => messaging::daemon(&cli.common, sync_interval),
         Command::Chat => messaging::open_client(&cli.common)
             .and_then(|client| umbra_tui::run(client).map_err(anyhow::Error::from)),
