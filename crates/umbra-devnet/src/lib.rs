@@ -166,6 +166,21 @@ pub struct Devnet {
     mode: Mode,
     swarm_size_hint: usize,
     client: NodeClient,
+    /// Per-node configuration overrides (fault injection, see [`NodeOverrides`]).
+    overrides: Vec<NodeOverrides>,
+}
+
+/// Per-node settings that differ from the devnet's defaults, applied when
+/// the node is (re)started: see [`Devnet::set_overrides`] and
+/// [`Devnet::restart_node`] (the load generator's disk-cap fault).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeOverrides {
+    /// Database size cap in bytes (`db_size_cap_bytes`).
+    pub db_size_cap_bytes: Option<u64>,
+    /// Token-bucket capacity per client IP.
+    pub rate_limit_burst: Option<u32>,
+    /// Token-bucket refill per second per client IP.
+    pub rate_limit_per_sec: Option<u32>,
 }
 
 /// The devnet's swarm constants for a minimum swarm size `k`.
@@ -291,6 +306,7 @@ impl Devnet {
             mode: opts.mode.clone(),
             swarm_size_hint: opts.swarm_size_hint,
             client: NodeClient::default(),
+            overrides: vec![NodeOverrides::default(); opts.nodes],
         };
         net.write_registry()?;
         for i in 0..opts.nodes {
@@ -303,7 +319,12 @@ impl Devnet {
     }
 
     fn node_config(&self, i: usize) -> NodeConfig {
+        let o = self.overrides.get(i).copied().unwrap_or_default();
+        let d = NodeConfig::default();
         NodeConfig {
+            db_size_cap_bytes: o.db_size_cap_bytes.unwrap_or(d.db_size_cap_bytes),
+            rate_limit_burst: o.rate_limit_burst.unwrap_or(d.rate_limit_burst),
+            rate_limit_per_sec: o.rate_limit_per_sec.unwrap_or(d.rate_limit_per_sec),
             data_dir: self.dir.join(format!("node{i}")),
             listen: self.addrs[i],
             admin_listen: self.admins[i],
@@ -531,6 +552,7 @@ impl Devnet {
             Mode::InProcess => None,
         });
         self.listed.push(true);
+        self.overrides.push(NodeOverrides::default());
         let r = self.spawn(i).await?;
         self.runners.push(r);
         self.publish().await?;
@@ -561,6 +583,80 @@ impl Devnet {
                 Runner::External(None) | Runner::Stopped => {}
             }
         }
+    }
+
+    // --- Fault-injection hooks (umbra-load, issue 10) ---
+
+    /// The process ID of node `i` when it runs as a child process.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        match self.runners.get(i) {
+            Some(Runner::Process(c)) => c.id(),
+            Some(Runner::External(pid)) => *pid,
+            _ => None,
+        }
+    }
+
+    /// True when node `i` has been stopped or killed (and not restarted).
+    pub fn is_stopped(&self, i: usize) -> bool {
+        matches!(self.runners.get(i), Some(Runner::Stopped) | None)
+    }
+
+    /// Sets node `i`'s overrides; they apply from its next (re)start.
+    pub fn set_overrides(&mut self, i: usize, o: NodeOverrides) {
+        if let Some(slot) = self.overrides.get_mut(i) {
+            *slot = o;
+        }
+    }
+
+    /// Kills node `i` with SIGKILL (no clean shutdown; process mode only,
+    /// an in-process node is shut down) and reaps it.
+    pub async fn kill_node(&mut self, i: usize) {
+        if let Some(r) = self.runners.get_mut(i) {
+            match std::mem::replace(r, Runner::Stopped) {
+                Runner::Process(mut c) => {
+                    let _ = c.kill().await;
+                }
+                Runner::InProcess(h) => h.shutdown().await,
+                Runner::External(Some(pid)) => {
+                    signal(pid, "KILL");
+                }
+                Runner::External(None) | Runner::Stopped => {}
+            }
+        }
+    }
+
+    /// Starts a stopped or killed node `i` again (same key, address and
+    /// data; current overrides) and waits until it answers with the current
+    /// epoch.
+    pub async fn restart_node(&mut self, i: usize, timeout: Duration) -> Result<(), DevnetError> {
+        if !self.is_stopped(i) || i >= self.keys.len() {
+            return Err(DevnetError::Invalid(format!("node {i} is not stopped")));
+        }
+        let r = self.spawn(i).await?;
+        self.runners[i] = r;
+        self.write_state()?;
+        // Only this node: another may be paused on purpose.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let epoch = self.doc.epoch();
+        while !self
+            .info(i)
+            .await
+            .is_some_and(|v| v["epoch"].as_u64() == Some(epoch))
+        {
+            if tokio::time::Instant::now() > deadline {
+                return Err(DevnetError::NotReady {
+                    index: i,
+                    secs: timeout.as_secs(),
+                    log: self
+                        .dir
+                        .join(format!("node{i}/umbrad.log"))
+                        .display()
+                        .to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 
     /// Re-opens the devnet in `dir` that another `umbra devnet up` (process
@@ -608,6 +704,7 @@ impl Devnet {
             mode: Mode::Processes { exe },
             swarm_size_hint: state.swarm_size_hint,
             client: NodeClient::default(),
+            overrides: vec![NodeOverrides::default(); state.nodes.len()],
         })
     }
 
@@ -639,10 +736,17 @@ async fn stop_child(c: &mut tokio::process::Child) {
 
 /// Sends SIGTERM to a process (a clean node shutdown).
 pub fn signal_term(pid: u32) {
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
+    signal(pid, "TERM");
+}
+
+/// Sends signal `name` (`TERM`, `KILL`, `STOP`, `CONT`) to a process with
+/// kill(1); true when kill(1) reported success.
+pub fn signal(pid: u32, name: &str) -> bool {
+    std::process::Command::new("kill")
+        .arg(format!("-{name}"))
         .arg(pid.to_string())
-        .status();
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn build_doc(
@@ -683,6 +787,10 @@ fn config_toml(cfg: &NodeConfig) -> String {
         cfg.registry_poll_ms,
         cfg.catchup_interval_ms
     );
+    s.push_str(&format!(
+        "db_size_cap_bytes = {}\nrate_limit_burst = {}\nrate_limit_per_sec = {}\n",
+        cfg.db_size_cap_bytes, cfg.rate_limit_burst, cfg.rate_limit_per_sec
+    ));
     if let Some(a) = cfg.admin_listen {
         s.push_str(&format!("admin_listen = \"{a}\"\n"));
     }
