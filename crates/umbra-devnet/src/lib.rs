@@ -638,11 +638,11 @@ impl Devnet {
         // Only this node: another may be paused on purpose.
         let deadline = tokio::time::Instant::now() + timeout;
         let epoch = self.doc.epoch();
-        while !self
-            .info(i)
-            .await
-            .is_some_and(|v| v["epoch"].as_u64() == Some(epoch))
-        {
+        loop {
+            let info = self.info(i).await;
+            if info.is_some_and(|v| v["epoch"].as_u64() == Some(epoch)) {
+                break;
+            }
             if tokio::time::Instant::now() > deadline {
                 return Err(DevnetError::NotReady {
                     index: i,
