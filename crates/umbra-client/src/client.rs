@@ -64,6 +64,9 @@ pub enum ClientError {
     /// A user error (unknown message, blocked peer, …).
     #[error("{0}")]
     Invalid(String),
+    /// A group item or operation failed (`groups.md`; see [`crate::groups`]).
+    #[error("group: {0}")]
+    Group(String),
 }
 
 /// What one `sync` brought.
@@ -269,7 +272,7 @@ impl Client {
     /// Sends a control or visible message to `to` and, when `sync` is set,
     /// a sync copy (with `syncTarget`) to our own swarm. Returns the reply to
     /// the recipient copy and the hash of the sync copy.
-    async fn send_content(
+    pub(crate) async fn send_content(
         &self,
         to: &AccountId,
         mut content: Content,
@@ -639,6 +642,8 @@ impl Client {
                 break;
             }
         }
+        // Groups (issue 8): poll every group swarm this device is in.
+        self.sync_groups(&mut report).await?;
         let now = self.now().await;
         report.typing = typing
             .into_iter()
@@ -678,6 +683,15 @@ impl Client {
         if !from_self && store.conversation(&peer)?.is_some_and(|c| c.blocked) {
             report.blocked += 1;
             return Ok(());
+        }
+        // Groups (issue 8): 1:1 INVITE, PROMOTE and shared-history keys.
+        if let Some(ctrl) = o
+            .content
+            .data_message
+            .as_ref()
+            .and_then(|d| d.umbra_group_control.as_ref())
+        {
+            return self.apply_group_direct(&o, ctrl, report).await;
         }
         let d = disappearing_of(&o.content);
         if let Some(r) = &o.content.message_request_response {

@@ -297,6 +297,63 @@ impl GroupState {
         self.trim_docs();
     }
 
+    // ---- local persistence and shared-history keys (added for the client, issue 8) ----
+
+    /// Every verified document held: the current one, each generation's
+    /// roster document and those waiting for a key. With
+    /// [`KeyRing::to_bytes`] of [`GroupState::keys`] this is what a client
+    /// persists; [`GroupState::restore`] reads it back.
+    pub fn documents(&self) -> impl Iterator<Item = &StateDocument> {
+        self.docs.iter()
+    }
+
+    /// Rebuilds a state from persisted parts: the group keys (admins), the
+    /// member credentials (members), the key ring and the documents' bytes.
+    /// Documents that no longer parse are skipped.
+    pub fn restore(
+        group_id: AccountId,
+        admin: Option<GroupKeys>,
+        auth: Option<MemberAuth>,
+        ring: KeyRing,
+        documents: &[Vec<u8>],
+    ) -> Result<Self, GroupError> {
+        if admin.as_ref().is_some_and(|k| k.id() != group_id) {
+            return Err(GroupError::SeedMismatch);
+        }
+        let mut st = Self::empty(group_id, admin, auth);
+        st.ring = ring;
+        for d in documents {
+            let _ = st.ingest_state(d);
+        }
+        Ok(st)
+    }
+
+    /// Adds generation keys received 1:1 for shared history (§7.2 step 4,
+    /// opened with `control::open_history_keys`), learned at `now_ms`.
+    /// Generations already held are left alone; documents waiting for one of
+    /// these keys are opened. Returns how many generations were added.
+    pub fn add_history_keys(&mut self, keys: Vec<(u64, GenerationKey)>, now_ms: u64) -> usize {
+        let mut added = 0;
+        for (g, key) in keys {
+            if self.ring.has(g) {
+                continue;
+            }
+            let digest = super::tie_digest(key.as_bytes());
+            self.ring.insert(g, digest, key, now_ms);
+            added += 1;
+            let waiting: Vec<StateDocument> = self
+                .docs
+                .iter()
+                .filter(|d| d.generation() == g)
+                .cloned()
+                .collect();
+            for d in waiting {
+                let _ = self.apply_document(d);
+            }
+        }
+        added
+    }
+
     /// Encrypts `content` under the current generation (§6.2). The group's
     /// timer is copied into `expirationType` / `expirationTimer` (§6.4);
     /// `sigTimestamp` must be set.
