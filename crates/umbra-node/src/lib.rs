@@ -15,6 +15,7 @@
 //! | [`metrics`], [`ratelimit`] | Prometheus metrics, per-IP token buckets |
 //! | [`node`] | starting and stopping a node in-process |
 //! | [`onion`] | onion requests: client entry, hop relay, destination, proxy |
+//! | [`fetch`] | `proxy_fetch`: link-preview fetches with address, redirect and size rules |
 //! | [`daemon`] | the `umbrad` command line (also `umbra node`) |
 //!
 //! The `umbrad` binary (`src/bin/umbrad.rs`) only calls [`daemon::run`].
@@ -24,6 +25,7 @@
 pub mod config;
 pub mod daemon;
 pub mod fanout;
+pub mod fetch;
 pub mod http;
 pub mod keyfile;
 pub mod metrics;

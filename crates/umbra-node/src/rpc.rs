@@ -179,10 +179,8 @@ async fn dispatch(node: &Node, req: Request, method: &str, params: &Value, via: 
                 t: node.now_ms(),
             })
         }
-        Request::ProxyFetch(_) => Reply::Text(
-            StatusCode::ServiceUnavailable,
-            "proxy_fetch is not available on this node yet".into(),
-        ),
+        // Onion destinations only: `Request::from_parts` refuses other vias (§9.14).
+        Request::ProxyFetch(p) => crate::fetch::handle(node, &p).await,
         req => account_method(node, &doc, req, method, params, via, now).await,
     }
 }
