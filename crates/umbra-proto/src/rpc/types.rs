@@ -257,6 +257,13 @@ impl Params for StoreParams {
                 "exactly one of ttl and expiry is required",
             ));
         }
+        if let Some(ttl) = self.ttl
+            && self.timestamp.checked_add(ttl).is_none()
+        {
+            return Err(RpcError::bad_request(
+                "timestamp + ttl does not fit in 64 bits",
+            ));
+        }
         Ok(())
     }
 }

@@ -859,3 +859,16 @@ fn proxy_address_rules() {
         assert!(!f(good), "{good} must be allowed");
     }
 }
+
+/// Issue 10 catalogue: a `timestamp + ttl` beyond `u64` is a malformed
+/// request (400), not a saturated expiry misreported as a zero TTL (403).
+#[test]
+fn store_ttl_overflow_is_400() {
+    let mut p = store_json();
+    p["timestamp"] = json!(u64::MAX);
+    p["ttl"] = json!(60_000);
+    assert_eq!(code("store", p), 400);
+    let mut p = store_json();
+    p["ttl"] = json!(u64::MAX);
+    assert_eq!(code("store", p), 400);
+}
