@@ -112,7 +112,7 @@ fn data_message(body: Option<String>) -> DataMessage {
     }
 }
 
-fn expiration(content: &mut Content, d: Disappearing) {
+pub(crate) fn expiration(content: &mut Content, d: Disappearing) {
     match d.mode {
         DisappearingMode::Off => {}
         DisappearingMode::AfterRead => {
@@ -761,6 +761,8 @@ impl Client {
                     format!("disappearing messages: {} s after send", d.timer_s)
                 }
             },
+            // A message with only attachments (issue 9).
+            (None, false) if !dm.attachments.is_empty() => String::new(),
             (None, false) => return Ok(()),
         };
         let (expires_at, direction) = if from_self {
@@ -816,6 +818,12 @@ impl Client {
             && expires_at.is_some()
         {
             store.mark_message_read(id, swarm_expiry.saturating_sub(d.timer_ms()))?;
+        }
+        // Attachments (issue 9): record them, fetch small images and voice.
+        if let Some(id) = inserted
+            && !dm.attachments.is_empty()
+        {
+            self.on_received_attachments(id, dm, was_request).await?;
         }
         if inserted.is_some() {
             report.new_messages += 1;

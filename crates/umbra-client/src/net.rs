@@ -21,7 +21,7 @@ use umbra_proto::identity::AccountId;
 use umbra_proto::network::NetworkConfig;
 use umbra_proto::onion::{
     EncType, LayerRandom, NodeRequestOptions, OnionDestination, PathNode, ReplyOutcome,
-    build_padded_onion, open_node_reply,
+    ServerTarget, V4Response, build_padded_onion, open_node_reply, open_server_reply,
 };
 use umbra_proto::path::{
     Action, Decision, Event, GuardState, GuardTest, Outcome, PathConfig, PathError, PathManager,
@@ -357,6 +357,16 @@ impl Network {
         self.state.lock().await.registry.clone()
     }
 
+    /// Offers a registry document obtained out of band (a registry
+    /// publication URL, a file; issue 11), checked by `swarms.md` §3.2
+    /// against the pinned keys, the threshold and the epoch held: below the
+    /// threshold or with a broken chain it is refused (`Err`); not newer
+    /// than the epoch held (a replay) it is ignored (`Ok(false)`).
+    pub async fn offer_registry(&self, bytes: &[u8]) -> Result<bool, NetError> {
+        let mut st = self.state.lock().await;
+        self.offer(&mut st, bytes).map_err(NetError::Bootstrap)
+    }
+
     fn offer(&self, st: &mut State, bytes: &[u8]) -> Result<bool, String> {
         let held = st.registry.as_deref();
         match RegistryDocument::verify(bytes, &self.registry_config, held, ReaderRole::Client) {
@@ -669,6 +679,27 @@ impl Network {
         .await
     }
 
+    /// An RPC with one of `members` as the onion destination (hook for
+    /// issue 5): `sync` polls one chosen swarm member so that its per-node
+    /// `last_hash` applies (pass `account` so `421`s update the swarm
+    /// cache), and link previews send `proxy_fetch` to a random node.
+    /// The reply's `route` ends with the node that answered.
+    pub async fn request_via(
+        &self,
+        members: Vec<NodeRecord>,
+        method: &str,
+        params: Value,
+        account: Option<AccountId>,
+    ) -> Result<RpcReply, NetError> {
+        self.ensure_ready(Duration::from_secs(30)).await?;
+        self.request_to(
+            members,
+            json!({"method": method, "params": params}),
+            account,
+        )
+        .await
+    }
+
     async fn request_to(
         &self,
         members: Vec<NodeRecord>,
@@ -776,4 +807,159 @@ impl Network {
             };
         }
     }
+
+    // ---- server requests (attachments.md §4.1; issue 9 hook) ----
+
+    /// A v4 lsrpc request (`payload`, an encoded `V4Request`) to `server`
+    /// through an onion path: hop 3 proxies it (`onion.md` §4.2, §8). Any
+    /// decrypted server reply is returned whatever its code; path failures
+    /// are retried on other paths as `onion.md` §10.6 says. `timeout` bounds
+    /// each try (large uploads need more than the storage 10 s).
+    pub async fn server_request(
+        &self,
+        server: &ServerTarget,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<V4Response, NetError> {
+        self.ensure_ready(Duration::from_secs(30)).await?;
+        let mut plan: Plan = {
+            let mut st = self.state.lock().await;
+            let now = self.now();
+            st.pm.plan_server_request(now, &mut draw)?
+        };
+        let mut last_failure: Option<TryFailure> = None;
+        let fail = |error: PathError, last: &Option<TryFailure>| match last {
+            Some(t) => NetError::Failed {
+                error,
+                last: Box::new(t.clone()),
+            },
+            None => NetError::Path(error),
+        };
+        loop {
+            let (outcome, reply, failure) =
+                self.send_server_once(&plan.path, server, payload, timeout).await;
+            if failure.is_some() {
+                last_failure = failure;
+            }
+            let decision = {
+                let mut st = self.state.lock().await;
+                let now = self.now();
+                st.pm.handle_outcome(plan, outcome, now, &mut draw)
+            };
+            let next = match decision {
+                Decision::Done => {
+                    return reply.ok_or_else(|| fail(PathError::NoPath, &last_failure));
+                }
+                Decision::Fail(e) => return Err(fail(e, &last_failure)),
+                Decision::Retry { delay_ms, plan, .. } => {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    Ok(*plan)
+                }
+                Decision::RefreshRegistry(pending) => {
+                    let _ = Box::pin(self.refresh_registry()).await;
+                    let mut st = self.state.lock().await;
+                    let now = self.now();
+                    Err(st.pm.resume(pending, None, now, &mut draw))
+                }
+                Decision::ResyncClock { pending, .. } => {
+                    let mut st = self.state.lock().await;
+                    let now = self.now();
+                    Err(st.pm.resume(pending, None, now, &mut draw))
+                }
+                Decision::Bootstrap(pending) => {
+                    self.bootstrap().await?;
+                    let mut st = self.state.lock().await;
+                    let now = self.now();
+                    Err(st.pm.resume(pending, None, now, &mut draw))
+                }
+            };
+            plan = match next {
+                Ok(p) => p,
+                Err(Decision::Retry { delay_ms, plan, .. }) => {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    *plan
+                }
+                Err(Decision::Fail(e)) => return Err(fail(e, &last_failure)),
+                Err(_) => return Err(fail(PathError::NoPath, &last_failure)),
+            };
+        }
+    }
+
+    /// One try of a server request along `path`.
+    async fn send_server_once(
+        &self,
+        path: &[NodeRecord; 3],
+        server: &ServerTarget,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> (Outcome, Option<V4Response>, Option<TryFailure>) {
+        let route: Vec<[u8; 32]> = path.iter().map(|n| n.ed25519.to_bytes()).collect();
+        let failed = |at: FailedAt, relay_reply: Option<(u16, String)>| {
+            Some(TryFailure {
+                route: route.clone(),
+                at,
+                relay_reply,
+            })
+        };
+        let built = (|| {
+            let hops = path.iter().map(path_node).collect::<Result<Vec<_>, _>>()?;
+            let dest = OnionDestination::Server(server.clone());
+            let random: Vec<LayerRandom> = (0..4).map(|_| layer_random()).collect();
+            build_padded_onion(EncType::XChaCha20, payload, &hops, &dest, &random)
+                .map_err(|e| NetError::Onion(e.to_string()))
+        })();
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build server onion");
+                return (
+                    Outcome::Rejected { status: 413 },
+                    None,
+                    failed(FailedAt::Build, None),
+                );
+            }
+        };
+        let len = built.body.len();
+        let req = match Request::post("/onion_req/v2", built.body) {
+            Ok(r) => r.timeout(timeout),
+            Err(_) => {
+                return (
+                    Outcome::GuardUnreachable,
+                    None,
+                    failed(FailedAt::Guard, None),
+                );
+            }
+        };
+        let resp = match self.send_logged(&addr(&path[0]), None, len, req).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "guard unreachable");
+                return (
+                    Outcome::GuardUnreachable,
+                    None,
+                    failed(FailedAt::Guard, None),
+                );
+            }
+        };
+        match open_server_reply(&built.reply_key, resp.status.as_u16(), &resp.body) {
+            ReplyOutcome::Reply(r) => (Outcome::Success { node_time_ms: None }, Some(r), None),
+            ReplyOutcome::RelayError { status, text } => {
+                let at = match named_node(&text) {
+                    Some(k) => FailedAt::Node(k),
+                    None => FailedAt::Relay,
+                };
+                (
+                    Outcome::from_relay_error(status, &text),
+                    None,
+                    failed(at, Some((status, text))),
+                )
+            }
+            _ => (
+                Outcome::RelayFailure,
+                None,
+                failed(FailedAt::Undecryptable, None),
+            ),
+        }
+    }
+
 }

@@ -10,6 +10,7 @@
 //! [`Devnet::remove_node`] publish a new epoch; nodes pick it up from the
 //! shared registry file.
 
+pub mod fileserver;
 pub mod sim;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -333,6 +334,8 @@ impl Devnet {
             log_level: "warn".into(),
             registry_poll_ms: 250,
             catchup_interval_ms: 2_000,
+            // Hop 3 may proxy to the devnet's file server on loopback (issue 9).
+            onion_proxy_exempt: vec![std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)],
             ..NodeConfig::default()
         }
     }
@@ -799,6 +802,14 @@ fn config_toml(cfg: &NodeConfig) -> String {
     }
     if let Some(p) = &cfg.registry_file {
         s.push_str(&format!("registry_file = {}\n", q(p)));
+    }
+    if !cfg.onion_proxy_exempt.is_empty() {
+        let ips: Vec<String> = cfg
+            .onion_proxy_exempt
+            .iter()
+            .map(|ip| format!("\"{ip}\""))
+            .collect();
+        s.push_str(&format!("onion_proxy_exempt = [{}]\n", ips.join(", ")));
     }
     s
 }
