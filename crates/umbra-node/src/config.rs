@@ -14,6 +14,7 @@
 //! sweep_interval_ms = 10000
 //! catchup_interval_ms = 30000
 //! registry_poll_ms = 5000
+//! publication_poll_ms = 60000
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -56,6 +57,9 @@ pub struct NodeConfig {
     pub catchup_interval_ms: u64,
     /// How often the registry file is checked for a new epoch.
     pub registry_poll_ms: u64,
+    /// How often the network's registry publication URLs are polled
+    /// (`swarms.md` §3.3: 60 s).
+    pub publication_poll_ms: u64,
     /// Test networks only: addresses an onion proxy hop may reach although
     /// they are private or loopback (`onion.md` §4.2), e.g. a devnet's file server.
     pub onion_proxy_exempt: Vec<std::net::IpAddr>,
@@ -78,6 +82,7 @@ impl Default for NodeConfig {
             sweep_interval_ms: 10_000,
             catchup_interval_ms: 30_000,
             registry_poll_ms: 5_000,
+            publication_poll_ms: 60_000,
             onion_proxy_exempt: Vec::new(),
         }
     }
@@ -149,6 +154,7 @@ impl NodeConfig {
         if self.sweep_interval_ms == 0
             || self.catchup_interval_ms == 0
             || self.registry_poll_ms == 0
+            || self.publication_poll_ms == 0
         {
             return Err(ConfigError::Invalid("intervals must be positive".into()));
         }

@@ -241,6 +241,11 @@ pub async fn start(
             config.registry_path(),
             ms(config.registry_poll_ms),
         )),
+        tokio::spawn(crate::registry::poll_publications(
+            node.clone(),
+            network.registry_urls.clone(),
+            ms(config.publication_poll_ms),
+        )),
     ];
     tracing::info!(%addr, key = %hex::encode(&node.public().as_bytes()[..4]), "umbrad started");
     Ok(NodeHandle {

@@ -5,6 +5,14 @@
 //!
 //! Adopting a new epoch returns a [`Transition`] that the replication task
 //! turns into hand-over pushes (§7).
+//!
+//! It also owns the registry publication URLs (issue 11): their format
+//! ([`PublicationUrl`]) and the task that polls them ([`poll_publications`]).
+//! A publication URL is `https://IPv4:PORT/PATH#KEY`, where `KEY` (64 hex) is
+//! the registry instance's Ed25519 key that pins its TLS certificate; the
+//! fragment is never sent. The document fetched there is verified like any
+//! other (§3.2: threshold signatures against the pinned key set, chain,
+//! epoch), so the URL only has to reach an instance, not be trusted.
 
 use std::sync::Arc;
 
@@ -14,6 +22,90 @@ use umbra_proto::rpc::node_req::SUPERSEDED_GRACE_MS;
 use umbra_proto::swarm::{
     NodeRecord, ReaderRole, RegistryConfig, RegistryDocument, RegistryError, SwarmId,
 };
+
+/// A parsed registry publication URL: where to fetch the document and the
+/// key pinning the instance's TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicationUrl {
+    /// The instance's address.
+    pub addr: std::net::SocketAddr,
+    /// The instance's Ed25519 key (its TLS certificate key).
+    pub key: Ed25519Public,
+    /// The request path (`/registry/v1/current`).
+    pub path: String,
+}
+
+impl PublicationUrl {
+    /// Parses `https://IPv4:PORT/PATH#KEY`; `None` when it is not of that form.
+    pub fn parse(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("https://")?;
+        let (rest, key_hex) = rest.split_once('#')?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(key_hex, &mut key).ok()?;
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let addr: std::net::SocketAddrV4 = host.parse().ok()?;
+        Some(PublicationUrl {
+            addr: addr.into(),
+            key: Ed25519Public::from_bytes(key),
+            path: path.to_string(),
+        })
+    }
+
+    /// The URL text for an instance at `addr` with key `key` serving `path`.
+    pub fn format(addr: std::net::SocketAddr, key: &Ed25519Public, path: &str) -> String {
+        format!("https://{addr}{path}#{}", hex::encode(key.as_bytes()))
+    }
+}
+
+/// Polls the registry publication URLs every `every` (`swarms.md` §3.3:
+/// 60 s) and offers each document fetched to the node. Unparsable URLs are
+/// reported once and skipped; refused documents are logged.
+pub async fn poll_publications(
+    node: crate::state::Node,
+    urls: Vec<String>,
+    every: std::time::Duration,
+) {
+    let parsed: Vec<PublicationUrl> = urls
+        .iter()
+        .filter_map(|u| {
+            let p = PublicationUrl::parse(u);
+            if p.is_none() {
+                tracing::warn!(url = %u, "registry publication URL is not https://IPv4:PORT/PATH#KEY");
+            }
+            p
+        })
+        .collect();
+    if parsed.is_empty() {
+        return;
+    }
+    loop {
+        for u in &parsed {
+            let addr = umbra_transport::NodeAddr::new(u.addr, u.key);
+            let req = match umbra_transport::Request::get(&u.path) {
+                Ok(r) => r.timeout(std::time::Duration::from_secs(10)),
+                Err(_) => continue,
+            };
+            match node.peers.send(&addr, req).await {
+                Ok(r) if r.status == 200 => match node.offer_registry(&r.body) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, instance = %u.addr, "published registry refused")
+                    }
+                },
+                Ok(r) => {
+                    tracing::debug!(status = r.status.as_u16(), instance = %u.addr, "no published registry")
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, instance = %u.addr, "registry instance unreachable")
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
 
 /// An epoch change: what the node held before and what it holds now.
 #[derive(Debug, Clone)]
