@@ -367,16 +367,6 @@ impl Network {
         self.offer(&mut st, bytes).map_err(NetError::Bootstrap)
     }
 
-    /// Offers a registry document obtained out of band (a registry
-    /// publication URL, a file; issue 11), checked by `swarms.md` §3.2
-    /// against the pinned keys, the threshold and the epoch held: below the
-    /// threshold or with a broken chain it is refused (`Err`); not newer
-    /// than the epoch held (a replay) it is ignored (`Ok(false)`).
-    pub async fn offer_registry(&self, bytes: &[u8]) -> Result<bool, NetError> {
-        let mut st = self.state.lock().await;
-        self.offer(&mut st, bytes).map_err(NetError::Bootstrap)
-    }
-
     fn offer(&self, st: &mut State, bytes: &[u8]) -> Result<bool, String> {
         let held = st.registry.as_deref();
         match RegistryDocument::verify(bytes, &self.registry_config, held, ReaderRole::Client) {
