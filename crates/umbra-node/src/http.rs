@@ -1,12 +1,24 @@
 //! The node's HTTP surface: the routers of the public HTTPS port and of the
-//! loopback admin port, and the mapping of RPC replies to HTTP responses.
+//! loopback admin port, the mapping of RPC replies to HTTP responses, and the
+//! request-body deadline of the public port.
+//!
+//! The transport bounds the TLS handshake (10 s) and the request head (30 s)
+//! but not the body, so a client announcing a large body and sending it a
+//! byte at a time would hold its connection for ever (slowloris). Every
+//! public route therefore reads its body under one overall deadline,
+//! [`body_read_timeout`] (60 s by default) counted from the end of the head;
+//! when it passes the request is answered `408` and the connection closed.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use umbra_proto::rpc::limits::MAX_BODY_BYTES;
@@ -19,6 +31,75 @@ use crate::onion;
 use crate::peer;
 use crate::rpc::{self, Reply};
 use crate::state::Node;
+
+/// Default of [`body_read_timeout`].
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+static BODY_READ_TIMEOUT_MS: AtomicU64 = AtomicU64::new(60_000);
+
+/// The longest time a client may take to send a request body on the public
+/// port, counted from the end of the request head.
+pub fn body_read_timeout() -> Duration {
+    Duration::from_millis(BODY_READ_TIMEOUT_MS.load(Ordering::Relaxed))
+}
+
+/// Sets [`body_read_timeout`] for every node of this process (tests use a
+/// short one; production keeps [`BODY_READ_TIMEOUT`]).
+pub fn set_body_read_timeout(timeout: Duration) {
+    let ms = u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    BODY_READ_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The body stream ended because [`body_read_timeout`] passed.
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received within {0:?}")]
+struct BodyTimeout(Duration);
+
+/// Middleware: hands the handler a body that fails once the deadline
+/// passes, and turns the handler's (body-read) failure into `408`.
+async fn body_deadline(request: Request, next: Next) -> Response {
+    let timeout = body_read_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let expired = Arc::new(AtomicBool::new(false));
+    let (parts, body) = request.into_parts();
+    let flag = expired.clone();
+    let sleep = Box::pin(tokio::time::sleep_until(deadline));
+    let stream = futures::stream::unfold(Some((body.into_data_stream(), sleep)), move |state| {
+        let flag = flag.clone();
+        async move {
+            use futures::StreamExt;
+            let (mut data, mut sleep) = state?;
+            tokio::select! {
+                item = data.next() => match item {
+                    Some(Ok(bytes)) => Some((Ok(bytes), Some((data, sleep)))),
+                    Some(Err(e)) => Some((Err(axum::BoxError::from(e)), None)),
+                    None => None,
+                },
+                () = &mut sleep => {
+                    flag.store(true, Ordering::Relaxed);
+                    Some((Err(axum::BoxError::from(BodyTimeout(timeout))), None))
+                }
+            }
+        }
+    });
+    let response = next
+        .run(Request::from_parts(parts, Body::from_stream(stream)))
+        .await;
+    if expired.load(Ordering::Relaxed) {
+        return (
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            [
+                (CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (axum::http::header::CONNECTION, "close"),
+            ],
+            BodyTimeout(timeout).to_string(),
+        )
+            .into_response();
+    }
+    response
+}
 
 /// A short `text/plain` response.
 pub fn text(status: StatusCode, body: String) -> Response {
@@ -109,6 +190,7 @@ pub fn public_router(node: Node) -> Router {
         .route(PATH_SINCE, post(peer::since))
         .route(PATH_PING, post(peer::ping))
         .route("/healthz", get(healthz))
+        .layer(axum::middleware::from_fn(body_deadline))
         .with_state(node)
 }
 
