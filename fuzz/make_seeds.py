@@ -148,6 +148,40 @@ add("attachment_decrypt", b"\x05" + struct.pack("<Q", 20_000_000) + struct.pack(
 for s in ("http://filev2.getsession.org/file/12345", "https://127.0.0.1:8443/file/abcdEFGH-_", "http://[::1]/file/1#p=abc", "86400", "-1", "99999999999999999999"):
     add("attachment_decrypt", b"\x06" + s.encode())
 
+# node_headers: "node\nepoch\ntimestamp\nsignature\nbody", one correctly
+# signed (Ed25519 over the §8.2 string), and malformed variants.
+try:
+    import base64
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives import serialization
+
+    sk = Ed25519PrivateKey.from_private_bytes(bytes([0x42]) * 32)
+    pk = sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    body = b"\x01" + ben([item])
+    ts = 1_700_000_000_000
+    signed = b"UmbraNodeRequest\nPOST\n/node/v1/push\n1\n%d\n" % ts + hashlib.blake2b(body, digest_size=32).digest()
+    sig = base64.b64encode(sk.sign(signed))
+    good = pk.hex().encode() + b"\n1\n%d\n" % ts + sig + b"\n" + body
+    add("node_headers", good)
+except ImportError:
+    pk, sig = b"\x11" * 32, b"A" * 86 + b"=="
+    good = pk.hex().encode() + b"\n1\n1700000000000\n" + sig + b"\n"
+add("node_headers", good.replace(b"\n1\n", b"\n01\n", 1))
+add("node_headers", good.replace(b"\n1\n", b"\n18446744073709551616\n", 1))
+add("node_headers", pk.hex().upper().encode() + b"\n1\n-5\n" + sig + b"\n")
+add("node_headers", b"\n\n\n\n")
+add("node_headers", b"zz\n1\n1\n!!\n")
+
+# group_decode: Content protobufs (control messages ride in dataMessage) and
+# bencoded dictionaries shaped like bundles, state documents and key rings.
+for d in seeds.get("content_decode", []):
+    add("group_decode", d)
+add("group_decode", ben({"g": 1, "k": [b"\x00" * 48], "~": b"\x00" * 64}))
+add("group_decode", ben({"c": b"\x00" * 40, "g": 1, "v": 1, "~": b"\x00" * 64}))
+add("group_decode", ben({"k": [[1, b"\x06" * 32]]}))
+add("group_decode", bytes(132))
+add("group_decode", bytes(1 + 24 + 16 + 64))
+
 for target, items in seeds.items():
     d = os.path.join(HERE, "seeds", target)
     os.makedirs(d, exist_ok=True)
