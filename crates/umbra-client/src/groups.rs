@@ -703,11 +703,21 @@ impl Client {
     /// generation, signed by our account key, stored in namespace 11 with
     /// the group's delete-after-send timer.
     pub async fn send_group_text(&self, id: &AccountId, text: &str) -> Result<Sent, ClientError> {
-        let (st, rec) = self.load_group(id)?;
+        let (mut st, mut rec) = self.load_group(id)?;
         if rec.removed {
             return Err(ClientError::Invalid(
                 "you were removed from this group".into(),
             ));
+        }
+        // Send under the newest generation: read namespaces 12 and 13 first
+        // (a failure here is not fatal; the store below decides).
+        let mut ignored = GroupSyncReport::default();
+        if self
+            .refresh_keys_and_state(&mut st, &mut ignored)
+            .await
+            .is_ok()
+        {
+            self.save_group(&st, &mut rec)?;
         }
         let timer_s = st.info().map_or(0, |i| i.timer_s);
         let t = self.now().await;
