@@ -94,7 +94,8 @@ pub struct FaultCounts {
     pub refused_507: u64,
     /// Acknowledged load stores to the full node's swarm while it was full.
     pub acked_in_full_swarm: u64,
-    /// …of which the full node itself confirmed (should be 0).
+    /// …of which the full node itself confirmed (a message small enough to
+    /// fit under the cap after all clears its "full" flag).
     pub full_node_confirmed: u64,
     /// Fault events skipped because no node could be taken down without
     /// exceeding the per-swarm limit.

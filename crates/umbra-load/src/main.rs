@@ -52,7 +52,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 10.0)]
     sync_interval: f64,
     /// Onion calls in flight at most.
-    #[arg(long, default_value_t = 48)]
+    #[arg(long, default_value_t = 256)]
     max_inflight: usize,
     /// Seconds to let the final syncs and the swarm check converge.
     #[arg(long, default_value_t = 90)]

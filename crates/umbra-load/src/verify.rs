@@ -205,9 +205,11 @@ pub async fn check_swarms(
     c
 }
 
-/// Stores 16 KiB filler messages (to accounts of node `i`'s swarm, public
-/// inbox, no signature) directly through node `i` until it answers `507`
-/// or `max` stores were made. Returns the stores made and whether `507` came.
+/// Stores filler messages (to accounts of node `i`'s swarm, public inbox, no
+/// signature) directly through node `i` until it answers `507`, first of
+/// 16 KiB, then of 1 KiB, then of 64 bytes, so that even a small message no
+/// longer fits; at most `max` stores. Returns the stores made and whether
+/// `507` came at the smallest size.
 pub async fn fill_node(
     devnet: &Devnet,
     reg: &RegistryDocument,
@@ -220,8 +222,8 @@ pub async fn fill_node(
         .ok_or_else(|| format!("node {i} has no swarm"))?;
     // Filler accounts owned by that swarm.
     let mut fillers = Vec::new();
-    for s in 0u64.. {
-        if fillers.len() == 8 || s > 100_000 {
+    for s in 0u64..100_000 {
+        if fillers.len() == 8 {
             break;
         }
         let mut seed = [0u8; 32];
@@ -236,34 +238,48 @@ pub async fn fill_node(
         return Err("no filler account in that swarm".into());
     }
     let client = NodeClient::default();
-    for n in 0..max {
-        let params = StoreParams {
-            pubkey: fillers[n as usize % fillers.len()],
-            timestamp: now_ms(),
-            ttl: Some(3_600_000),
-            expiry: None,
-            data: MessageData(umbra_crypto::random_bytes::<16384>().to_vec()),
-            namespace: Namespace::DEFAULT,
-            sig_timestamp: None,
-            auth: Default::default(),
-        };
-        let body = json!({"method": "store", "params": params}).to_string();
-        match client
-            .post(&devnet.node_addr(i), "/storage_rpc/v1", body.into_bytes())
-            .await
-        {
-            Ok(r) if r.status == 507 => return Ok((n + 1, true)),
-            Ok(r) if r.status == 200 => {}
-            Ok(r) if r.status == 429 => tokio::time::sleep(Duration::from_millis(500)).await,
-            Ok(r) => {
-                return Err(format!(
-                    "filler store answered {}: {}",
-                    r.status,
-                    String::from_utf8_lossy(&r.body)
-                ));
+    let mut n = 0u64;
+    let mut saw_507 = false;
+    for size in [16_384usize, 1024, 64] {
+        saw_507 = false;
+        while n < max {
+            let mut data = vec![0u8; size];
+            for chunk in data.chunks_mut(32) {
+                let r = umbra_crypto::random_bytes::<32>();
+                chunk.copy_from_slice(&r[..chunk.len()]);
             }
-            Err(e) => return Err(format!("filler store: {e}")),
+            let params = StoreParams {
+                pubkey: fillers[n as usize % fillers.len()],
+                timestamp: now_ms(),
+                ttl: Some(3_600_000),
+                expiry: None,
+                data: MessageData(data),
+                namespace: Namespace::DEFAULT,
+                sig_timestamp: None,
+                auth: Default::default(),
+            };
+            n += 1;
+            let body = json!({"method": "store", "params": params}).to_string();
+            match client
+                .post(&devnet.node_addr(i), "/storage_rpc/v1", body.into_bytes())
+                .await
+            {
+                Ok(r) if r.status == 507 => {
+                    saw_507 = true;
+                    break;
+                }
+                Ok(r) if r.status == 200 => {}
+                Ok(r) if r.status == 429 => tokio::time::sleep(Duration::from_millis(500)).await,
+                Ok(r) => {
+                    return Err(format!(
+                        "filler store answered {}: {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    ));
+                }
+                Err(e) => return Err(format!("filler store: {e}")),
+            }
         }
     }
-    Ok((max, false))
+    Ok((n, saw_507))
 }
