@@ -27,6 +27,15 @@ pub enum DevnetCommand {
         /// The node's index (see `umbra devnet status`).
         index: usize,
     },
+    /// Stop node INDEX without removing it (a node failure). With registry
+    /// instances (`up --registries`), wait until they drop it from an epoch
+    /// and show how the swarms changed.
+    StopNode {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The node's index (see `umbra devnet status`).
+        index: usize,
+    },
 }
 
 /// Options of `umbra devnet up`.
@@ -47,6 +56,18 @@ pub struct UpArgs {
     /// Put each node on its own loopback address in its own /24 (127.0.N.1).
     #[arg(long)]
     distinct_ips: bool,
+    /// Run this many registry instances (in this process) that health-check
+    /// the nodes and threshold-sign every epoch after the first, instead of
+    /// the built-in signer; 0 keeps the built-in signer.
+    #[arg(long, default_value_t = 0)]
+    registries: usize,
+    /// Signatures an epoch needs (with --registries).
+    #[arg(long, default_value_t = 2)]
+    threshold: usize,
+    /// Registry round and health-check period in ms (failure limit 3×,
+    /// epoch interval 5×).
+    #[arg(long, default_value_t = 1_000)]
+    registry_scale_ms: u64,
 }
 
 /// The devnet directory.
@@ -93,8 +114,55 @@ pub fn run(cmd: DevnetCommand) -> anyhow::Result<()> {
                 net.detach();
                 Ok(())
             }
+            DevnetCommand::StopNode { dir, index } => stop_node(&dir.dir, index).await,
         }
     })
+}
+
+async fn stop_node(dir: &std::path::Path, index: usize) -> anyhow::Result<()> {
+    let mut net = Devnet::attach(dir)?;
+    if !umbra_devnet::registries::enabled(net.network()) {
+        net.stop_node(index).await;
+        net.detach();
+        println!(
+            "node {index} stopped; the built-in signer does not health-check, so it stays \
+             listed (use remove-node, or up --registries)"
+        );
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    println!("node {index} stopped; waiting for the registry instances to drop it …");
+    let (before, after) = umbra_devnet::registries::stop_node_and_wait(
+        &mut net,
+        index,
+        std::time::Duration::from_secs(600),
+    )
+    .await?;
+    println!(
+        "epoch {} → {} after {:.1} s: {} nodes, {} swarms, signed by {} instance(s)",
+        before.epoch(),
+        after.epoch(),
+        started.elapsed().as_secs_f64(),
+        after.nodes().len(),
+        after.swarm_ids().len(),
+        after.signatures().len()
+    );
+    let name = |k: &umbra_crypto::Ed25519Public| {
+        (0..net.len())
+            .find(|&i| net.node_addr(i).key == *k)
+            .map_or("?".to_string(), |i| i.to_string())
+    };
+    let old = before.assignment();
+    for (k, s) in after.assignment() {
+        match old.get(&k) {
+            Some(o) if *o == s => {}
+            Some(o) => println!("node {} moved from swarm {o} to swarm {s}", name(&k)),
+            None => println!("node {} joined swarm {s}", name(&k)),
+        }
+    }
+    println!("the stopped node's accounts are handed over to their new owners (swarms.md §7)");
+    net.detach();
+    Ok(())
 }
 
 async fn up(a: UpArgs) -> anyhow::Result<()> {
@@ -108,8 +176,31 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         mode: Mode::Processes { exe },
     };
     eprintln!("starting {} nodes in {} …", a.nodes, a.dir.display());
-    let net = Devnet::up(opts).await?;
+    let (net, registries) = if a.registries > 0 {
+        let r = umbra_devnet::registries::RegistriesOptions {
+            count: a.registries,
+            threshold: a.threshold,
+            scale_ms: a.registry_scale_ms,
+        };
+        let (net, regs) = umbra_devnet::registries::up_with_registries(opts, r).await?;
+        println!(
+            "{} registry instances, threshold {}: {}",
+            a.registries,
+            a.threshold,
+            net.network().registry_urls.join(" ")
+        );
+        (net, Some(regs))
+    } else {
+        (Devnet::up(opts).await?, None)
+    };
     print_table(&net);
+    // The file server (issue 9): clients find it in fileserver.json.
+    let fs = net.start_file_server().await?;
+    println!(
+        "file server: {}   ({})",
+        fs.handle.addr,
+        a.dir.join(umbra_devnet::fileserver::FILE_SERVER_FILE).display()
+    );
     println!(
         "ready: registry epoch {} in {}",
         net.registry().epoch(),
@@ -123,6 +214,10 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     println!("press Ctrl-C to stop");
     umbra_node::daemon::shutdown_signal().await;
     eprintln!("stopping …");
+    fs.handle.stop().await;
+    if let Some(r) = registries {
+        r.shutdown().await;
+    }
     net.down().await;
     Ok(())
 }

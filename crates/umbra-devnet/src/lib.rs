@@ -11,6 +11,7 @@
 //! shared registry file.
 
 pub mod fileserver;
+pub mod registries;
 pub mod sim;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -239,6 +240,16 @@ fn ipv4_of(a: &SocketAddr) -> Ipv4Addr {
 impl Devnet {
     /// Starts a devnet.
     pub async fn up(opts: DevnetOptions) -> Result<Devnet, DevnetError> {
+        Self::up_inner(opts, None).await
+    }
+
+    /// [`Devnet::up`]; with `plan`, the network's registry keys, threshold
+    /// and publication URLs are those of registry instances (issue 11 hook,
+    /// see [`registries`]).
+    pub(crate) async fn up_inner(
+        opts: DevnetOptions,
+        plan: Option<&registries::Plan>,
+    ) -> Result<Devnet, DevnetError> {
         if opts.nodes == 0 {
             return Err(DevnetError::Invalid(
                 "a devnet needs at least one node".into(),
@@ -290,10 +301,12 @@ impl Devnet {
                 })
                 .collect(),
         };
+        let network = registries::Plan::apply(plan, network);
         std::fs::write(opts.dir.join("network.json"), network.to_json())
             .map_err(io("writing network.json"))?;
         let listed = vec![true; opts.nodes];
         let doc = build_doc(&registry_key, None, &keys, &addrs, &listed, params)?;
+        let doc = registries::Plan::sign_genesis(plan, doc);
         let mut net = Devnet {
             dir: opts.dir.clone(),
             registry_key,
@@ -333,6 +346,7 @@ impl Devnet {
             registry_file: Some(self.dir.join("registry")),
             log_level: "warn".into(),
             registry_poll_ms: 250,
+            publication_poll_ms: 500,
             catchup_interval_ms: 2_000,
             // Hop 3 may proxy to the devnet's file server on loopback (issue 9).
             onion_proxy_exempt: vec![std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)],
@@ -525,6 +539,9 @@ impl Devnet {
     }
 
     async fn publish(&mut self) -> Result<(), DevnetError> {
+        if registries::enabled(&self.network) {
+            return registries::publish(self).await;
+        }
         let params = devnet_params(self.swarm_size_hint);
         self.doc = build_doc(
             &self.registry_key,
@@ -790,6 +807,7 @@ fn config_toml(cfg: &NodeConfig) -> String {
         cfg.registry_poll_ms,
         cfg.catchup_interval_ms
     );
+    s.push_str(&format!("publication_poll_ms = {}\n", cfg.publication_poll_ms));
     s.push_str(&format!(
         "db_size_cap_bytes = {}\nrate_limit_burst = {}\nrate_limit_per_sec = {}\n",
         cfg.db_size_cap_bytes, cfg.rate_limit_burst, cfg.rate_limit_per_sec
