@@ -27,6 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::header::CONTENT_TYPE;
@@ -37,17 +38,24 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use umbra_crypto::Ed25519Public;
 use umbra_proto::onion::{
-    IncomingLayer, MAX_BODY_SIZE, OnionError, Peeled, Protocol, ProxyHost, ProxyRequest,
-    RelayMessage, ReplyBody, check_resolved_addresses, peel, seal_node_reply,
+    IncomingLayer, MAX_BODY_SIZE, NodeLayerSecret, OnionError, Peeled, Protocol, ProxyHost,
+    ProxyRequest, RelayMessage, ReplyBody, check_resolved_addresses, peel_plaintext,
+    seal_node_reply,
 };
 use umbra_proto::rpc::Via;
-use umbra_proto::rpc::node_req::PATH_ONION;
-use umbra_transport::TransportError;
+use umbra_proto::rpc::node_req::{NodeRequestAuth, PATH_ONION};
+use umbra_proto::swarm::NodeRecord;
+use umbra_transport::{
+    ClientConfig, ClientIdentity, NodeClient, PeerNode, Request, TransportError,
+};
 
-use crate::fanout::node_post;
-use crate::peer::authenticate;
+use crate::fanout::addr_of;
+use crate::peer::{authenticate, authenticate_connection};
 use crate::rpc::{self, Reply};
 use crate::state::{Node, NodeInner};
+
+/// `X-Umbra-Epoch` (swarms.md §8.2) in the lower case `HeaderName` needs.
+const EPOCH_HEADER: &str = "x-umbra-epoch";
 
 /// The client entry path (§3).
 pub const PATH_ENTRY: &str = "/onion_req/v2";
@@ -138,6 +146,53 @@ struct Slot {
     node: Weak<NodeInner>,
     config: Arc<OnionConfig>,
     observer: Option<tokio::sync::mpsc::UnboundedSender<Observation>>,
+    local: Local,
+}
+
+/// What the relay path needs of one node, built once per node: its X25519
+/// key with the public half already derived, and the pooled client it relays
+/// with.
+#[derive(Clone)]
+struct Local {
+    key: Arc<NodeLayerSecret>,
+    relay: NodeClient,
+    /// Whether `relay` presents the node's client certificate, so that the
+    /// next node authenticates the connection rather than each request.
+    connection_auth: bool,
+}
+
+impl Local {
+    fn new(node: &Node) -> Self {
+        let identity = match ClientIdentity::new(&node.keys) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "no TLS client identity: onion relays will be signed per request");
+                None
+            }
+        };
+        Local {
+            key: Arc::new(NodeLayerSecret::new(node.x25519.clone())),
+            connection_auth: identity.is_some(),
+            relay: NodeClient::new(ClientConfig {
+                identity,
+                ..relay_client_config()
+            }),
+        }
+    }
+}
+
+/// Idle connections a relay keeps per next node. A relay has as many
+/// requests in flight to one neighbour as onions cross that link at once,
+/// and HTTP/1.1 needs one connection per request in flight: with fewer idle
+/// slots than that, the surplus connections are closed after each request
+/// and reopened (TLS handshake) for the next one.
+pub const RELAY_IDLE_PER_NODE: usize = 64;
+
+fn relay_client_config() -> ClientConfig {
+    ClientConfig {
+        max_idle_per_node: RELAY_IDLE_PER_NODE,
+        ..ClientConfig::default()
+    }
 }
 
 static SLOTS: RwLock<Vec<Slot>> = RwLock::new(Vec::new());
@@ -153,6 +208,7 @@ fn with_slot(node: &Node, f: impl FnOnce(&mut Slot)) {
                 node: Arc::downgrade(&node.0),
                 config: default_config(),
                 observer: None,
+                local: Local::new(node),
             });
             slots.len() - 1
         }
@@ -164,16 +220,23 @@ fn with_slot(node: &Node, f: impl FnOnce(&mut Slot)) {
 
 type ObserverTx = tokio::sync::mpsc::UnboundedSender<Observation>;
 
-fn lookup(node: &Node) -> (Arc<OnionConfig>, Option<ObserverTx>) {
-    let slots = SLOTS.read().unwrap_or_else(|p| p.into_inner());
-    let ptr = Arc::as_ptr(&node.0);
-    slots
-        .iter()
-        .find(|s| s.node.as_ptr() == ptr && s.node.strong_count() > 0)
-        .map_or_else(
-            || (default_config(), None),
-            |s| (s.config.clone(), s.observer.clone()),
-        )
+fn lookup(node: &Node) -> (Arc<OnionConfig>, Option<ObserverTx>, Local) {
+    {
+        let slots = SLOTS.read().unwrap_or_else(|p| p.into_inner());
+        let ptr = Arc::as_ptr(&node.0);
+        if let Some(s) = slots
+            .iter()
+            .find(|s| s.node.as_ptr() == ptr && s.node.strong_count() > 0)
+        {
+            return (s.config.clone(), s.observer.clone(), s.local.clone());
+        }
+    }
+    // First layer of this node: create its slot.
+    let mut out = None;
+    with_slot(node, |s| {
+        out = Some((s.config.clone(), s.observer.clone(), s.local.clone()));
+    });
+    out.unwrap_or_else(|| (default_config(), None, Local::new(node)))
 }
 
 fn default_config() -> Arc<OnionConfig> {
@@ -197,6 +260,12 @@ pub fn config(node: &Node) -> Arc<OnionConfig> {
 /// Meant for tests: observations carry decrypted plaintext.
 pub fn set_observer(node: &Node, tx: tokio::sync::mpsc::UnboundedSender<Observation>) {
     with_slot(node, |s| s.observer = Some(tx));
+}
+
+/// Idle pooled connections from `node`'s relay client to `next` (for tests
+/// and metrics: relays keep connections to their neighbours alive).
+pub fn relay_idle_connections(node: &Node, next: &umbra_transport::NodeAddr) -> usize {
+    lookup(node).2.relay.idle_connections(next)
 }
 
 /// Stops sending observations for `node`.
@@ -263,14 +332,21 @@ pub async fn entry(
 }
 
 /// `POST /node/v1/onion`: a layer relayed by the previous node (§6); only
-/// registered nodes with valid signed headers may call it.
+/// registered nodes may call it. A node is recognised by the client
+/// certificate of its connection (verified once, in the TLS handshake) or,
+/// without one, by the signed headers of swarms.md §8.2 on each request.
 pub async fn relay(
     State(node): State<Node>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
+    peer: Option<Extension<PeerNode>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let sender = match authenticate(&node, &headers, PATH_ONION, &body).await {
+    let sender = match peer {
+        Some(Extension(PeerNode(key))) => authenticate_connection(&node, &key, &headers).await,
+        None => authenticate(&node, &headers, PATH_ONION, &body).await,
+    };
+    let sender = match sender {
         Ok(record) => record,
         Err(r) => return r,
     };
@@ -283,29 +359,30 @@ pub async fn relay(
     }
 }
 
-/// Peels `layer`; with `want_plaintext`, also returns the decrypted layer
-/// (for an observer). Large layers are decrypted on the blocking pool.
+/// Peels `layer` with the node's key; with `want_plaintext`, also returns
+/// the decrypted layer (for an observer). Large layers are decrypted on the
+/// blocking pool; a small one costs about one X25519, less than handing it
+/// to another thread and back.
 async fn peel_layer(
-    node: &Node,
+    key: Arc<NodeLayerSecret>,
     layer: IncomingLayer,
     want_plaintext: bool,
 ) -> (Result<Peeled, OnionError>, Vec<u8>) {
-    let work = move |node: &Node, layer: &IncomingLayer| {
-        let seen = if want_plaintext {
-            layer
-                .decrypt(&node.x25519)
-                .map(|(p, _)| p)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        (peel(layer, &node.x25519), seen)
+    let work = move |key: &NodeLayerSecret, layer: &IncomingLayer| match layer.decrypt_with(key) {
+        Err(e) => (Err(e), Vec::new()),
+        Ok((plaintext, reply_key)) => {
+            let seen = if want_plaintext {
+                plaintext.clone()
+            } else {
+                Vec::new()
+            };
+            (peel_plaintext(layer, plaintext, reply_key), seen)
+        }
     };
     if layer.ciphertext.len() < BLOCKING_PEEL_BYTES {
-        return work(node, &layer);
+        return work(&key, &layer);
     }
-    let n = node.clone();
-    match tokio::task::spawn_blocking(move || work(&n, &layer)).await {
+    match tokio::task::spawn_blocking(move || work(&key, &layer)).await {
         Ok(out) => out,
         Err(_) => (Err(OnionError::DecryptFailed), Vec::new()),
     }
@@ -318,8 +395,8 @@ async fn process(
     from_node: Option<Ed25519Public>,
     endpoint: Endpoint,
 ) -> Response {
-    let (config, observer) = lookup(node);
-    let (peeled, payload_seen) = peel_layer(node, layer, observer.is_some()).await;
+    let (config, observer, local) = lookup(node);
+    let (peeled, payload_seen) = peel_layer(local.key.clone(), layer, observer.is_some()).await;
     if let Some(tx) = observer {
         let (role, next_hop) = match &peeled {
             Ok(Peeled::Forward {
@@ -347,7 +424,7 @@ async fn process(
         Ok(Peeled::Forward {
             next_hop_ed25519,
             message,
-        }) => forward(node, &config, from, next_hop_ed25519, message).await,
+        }) => forward(node, &local, &config, from, next_hop_ed25519, message).await,
         Ok(Peeled::Deliver {
             request,
             options,
@@ -380,6 +457,7 @@ async fn process(
 /// Relays `message` to the node whose Ed25519 key is `next` (§6.2).
 async fn forward(
     node: &Node,
+    local: &Local,
     config: &OnionConfig,
     from: SocketAddr,
     next: [u8; 32],
@@ -393,15 +471,7 @@ async fn forward(
     };
     tracing::debug!(prev = %from, next = %next_hex, "relaying an onion layer");
     node.metrics.onion_hops.inc();
-    match node_post(
-        node,
-        &record,
-        PATH_ONION,
-        message.encode(),
-        config.relay_timeout,
-    )
-    .await
-    {
+    match relay_post(node, local, &record, message.encode(), config.relay_timeout).await {
         Ok(resp) => passthrough(
             resp.status.as_u16(),
             resp.headers.get(CONTENT_TYPE).cloned(),
@@ -413,6 +483,41 @@ async fn forward(
             plain(502, format!("Next node unreachable: {next_hex}"))
         }
     }
+}
+
+/// POSTs a relay message to the next node's `/node/v1/onion` over the
+/// node's pooled relay client. The connection carries the node's client
+/// certificate, so the request only names this node's epoch
+/// (`X-Umbra-Epoch`, swarms.md §8.3 rule 1); without a certificate it is a
+/// signed node request (swarms.md §8.2).
+async fn relay_post(
+    node: &Node,
+    local: &Local,
+    peer: &NodeRecord,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<umbra_transport::Response, TransportError> {
+    let epoch = node.registry().epoch();
+    if local.connection_auth {
+        let req = Request::post(PATH_ONION, Bytes::from(body))?
+            .timeout(timeout)
+            .header(
+                axum::http::HeaderName::from_static(EPOCH_HEADER),
+                HeaderValue::from(epoch),
+            );
+        return local.relay.send(&addr_of(peer), req).await;
+    }
+    let auth = NodeRequestAuth::sign(&node.keys, "POST", PATH_ONION, epoch, node.now_ms(), &body);
+    let mut req = Request::post(PATH_ONION, Bytes::from(body))?.timeout(timeout);
+    for (name, value) in auth.headers() {
+        if let (Ok(n), Ok(v)) = (
+            axum::http::HeaderName::try_from(name),
+            HeaderValue::try_from(value),
+        ) {
+            req = req.header(n, v);
+        }
+    }
+    local.relay.send(&addr_of(peer), req).await
 }
 
 /// Why a proxied request failed.

@@ -4,6 +4,11 @@
 //! `/node/v1/ping`. Every endpoint except ping requires the §8.2 signed
 //! headers of a node listed now or in an epoch superseded less than an hour
 //! ago; node requests are exempt from client rate limits.
+//!
+//! `/node/v1/onion` also accepts a caller authenticated once per connection
+//! by its TLS client certificate ([`authenticate_connection`]): the
+//! deliberate deviation from per-request signatures described in
+//! `docs/ARCHITECTURE.md` ("Onion relay authentication").
 
 use std::time::Duration;
 
@@ -65,11 +70,44 @@ pub(crate) async fn authenticate(
 
 /// The sender is on a newer epoch: fetch it from the sender (§8.3 rule 1).
 async fn catch_up_registry(node: &Node, auth: &NodeRequestAuth) -> Result<(), String> {
+    catch_up_from(node, &auth.node).await
+}
+
+async fn catch_up_from(node: &Node, sender: &umbra_crypto::Ed25519Public) -> Result<(), String> {
     let record = node
         .registry()
-        .known_node(&auth.node)
+        .known_node(sender)
         .ok_or("sender unknown and registry behind")?;
     fetch_registry_from(node, &record).await
+}
+
+/// Authenticates a node request by its connection: the caller proved in the
+/// TLS handshake that it holds `peer`'s key (its client certificate,
+/// `umbra_transport::PeerNode`), so no per-request signature is needed. The
+/// §8.3 rules that remain apply: an `X-Umbra-Epoch` header newer than this
+/// node's epoch makes it fetch that registry first (`503` if it cannot), and
+/// the key must be listed now or in an epoch superseded less than an hour
+/// ago (`401`). Returns the caller's record.
+pub(crate) async fn authenticate_connection(
+    node: &Node,
+    peer: &umbra_crypto::Ed25519Public,
+    headers: &HeaderMap,
+) -> Result<NodeRecord, Response> {
+    let epoch = headers
+        .get(HEADER_EPOCH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if epoch.is_some_and(|e| e > node.registry().epoch()) {
+        catch_up_from(node, peer)
+            .await
+            .map_err(|why| text(StatusCode::ServiceUnavailable, why))?;
+    }
+    node.registry().known_node(peer).ok_or_else(|| {
+        text(
+            StatusCode::Unauthorized,
+            "sender is not a registered node".into(),
+        )
+    })
 }
 
 /// Asks `peer` for its registry (`get_registry`) and offers it.

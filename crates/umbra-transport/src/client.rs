@@ -270,6 +270,11 @@ pub struct ClientConfig {
     pub max_idle_per_node: usize,
     /// How long an idle connection is kept. Default: 20 s.
     pub idle_timeout: Duration,
+    /// The certificate presented when a node asks for one: set by nodes
+    /// calling other nodes (which then learn who is calling once per
+    /// connection, `crate::server::PeerNode`), never by clients. Default:
+    /// none.
+    pub identity: Option<tls::ClientIdentity>,
 }
 
 impl Default for ClientConfig {
@@ -279,6 +284,7 @@ impl Default for ClientConfig {
             max_response_bytes: 16 * 1024 * 1024,
             max_idle_per_node: 4,
             idle_timeout: Duration::from_secs(20),
+            identity: None,
         }
     }
 }
@@ -394,7 +400,7 @@ impl NodeClient {
             }
         }
 
-        let mut conn = connect(node).await?;
+        let mut conn = connect(node, self.inner.config.identity.as_ref()).await?;
         let response =
             conn.sender
                 .send_request(http_request)
@@ -484,7 +490,10 @@ async fn read_body(
 
 /// Opens a TCP connection, runs the pinned TLS handshake and the HTTP/1.1
 /// handshake, and spawns the task that drives the connection.
-async fn connect(node: &NodeAddr) -> Result<Conn, TransportError> {
+async fn connect(
+    node: &NodeAddr,
+    identity: Option<&tls::ClientIdentity>,
+) -> Result<Conn, TransportError> {
     let addr = node.addr;
     let tcp = TcpStream::connect(addr)
         .await
@@ -494,7 +503,8 @@ async fn connect(node: &NodeAddr) -> Result<Conn, TransportError> {
         })?;
     let _ = tcp.set_nodelay(true);
 
-    let config = tls::client_config(node.key).map_err(|e| TransportError::Config(Arc::new(e)))?;
+    let config = tls::client_config_with(node.key, identity)
+        .map_err(|e| TransportError::Config(Arc::new(e)))?;
     let stream = TlsConnector::from(config)
         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
         .await

@@ -1,8 +1,9 @@
 //! Umbra's networking: the only crate in the workspace that opens sockets or
 //! reads the system clock.
 //!
-//! - [`tls`]: a node's self-signed Ed25519 certificate and the pinned-key
-//!   verifier (`shared/spec/storage-rpc.md` §1.3).
+//! - [`tls`]: a node's self-signed Ed25519 certificate, the pinned-key
+//!   verifier (`shared/spec/storage-rpc.md` §1.3) and the optional node
+//!   client certificate.
 //! - [`server`]: serving an axum router over HTTPS on the node port, or plain
 //!   HTTP on the loopback admin port, with handshake timeouts and graceful
 //!   shutdown.
@@ -24,5 +25,5 @@ pub use client::{
     ClientConfig, NodeAddr, NodeClient, Request, Response, Transport, TransportError,
 };
 pub use clock::{Clock, SystemClock, TestClock};
-pub use server::{ServeError, Server, serve};
-pub use tls::TlsError;
+pub use server::{PeerNode, ServeError, Server, serve};
+pub use tls::{ClientIdentity, TlsError};

@@ -11,7 +11,10 @@
 //!    while idle between requests, is closed.
 //!
 //! Handlers see the peer address through axum's
-//! [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) extractor.
+//! [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) extractor, and,
+//! when the peer is a node that presented its certificate
+//! ([`crate::tls::ClientIdentity`]), its verified Ed25519 key as a
+//! [`PeerNode`] request extension.
 //!
 //! When the shutdown future resolves, the listener is closed, connections
 //! still in their handshake are dropped, idle connections are closed and
@@ -39,6 +42,14 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::{debug, warn};
+
+/// The Ed25519 key of the node at the other end of a TLS connection: it
+/// presented a certificate for this key and proved in the handshake that it
+/// holds the key ([`crate::tls::NodeClientVerifier`]). Inserted into every
+/// request of that connection; absent for clients (and plain HTTP). Whether
+/// the key belongs to a registered node is the handler's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerNode(pub umbra_crypto::Ed25519Public);
 
 /// A failure that stops [`Server`] from serving.
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +238,7 @@ impl Server {
         // Small request/response exchanges: send each write at once.
         let _ = tcp.set_nodelay(true);
         let Some(acceptor) = tls else {
-            return self.http(tcp, peer, stop).await;
+            return self.http(tcp, peer, None, stop).await;
         };
         let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(tcp));
         let stream = tokio::select! {
@@ -244,16 +255,31 @@ impl Server {
             },
             () = stopping(&mut stop) => return,
         };
-        self.http(stream, peer, stop).await;
+        let node = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|cert| crate::tls::certificate_ed25519_key(cert).ok())
+            .map(PeerNode);
+        self.http(stream, peer, node, stop).await;
     }
 
-    async fn http<I>(&self, io: I, peer: SocketAddr, mut stop: watch::Receiver<bool>)
-    where
+    async fn http<I>(
+        &self,
+        io: I,
+        peer: SocketAddr,
+        node: Option<PeerNode>,
+        mut stop: watch::Receiver<bool>,
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let router = self.router.clone();
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(node) = node {
+                request.extensions_mut().insert(node);
+            }
             router.clone().oneshot(request)
         });
 

@@ -13,19 +13,30 @@
 //! Everything uses rustls with the `ring` provider, TLS 1.3 only. Session
 //! resumption is off on both sides: a resumed session presents no certificate,
 //! and the client keeps connections alive instead (see [`crate::client`]).
+//!
+//! **Calling nodes authenticate too.** A node's server offers optional client
+//! authentication ([`NodeClientVerifier`]): a node calling another node
+//! presents its own self-signed certificate ([`ClientIdentity`]) and proves,
+//! once per connection in the handshake, that it holds the key; the server
+//! hands the verified key to its handlers ([`crate::server::PeerNode`]).
+//! Clients present nothing (a client certificate would identify the user),
+//! and the handshake is the same for them as without the offer.
 
 use std::sync::{Arc, OnceLock};
 
+use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{
     CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer,
     UnixTime,
 };
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{NoServerSessionStorage, ParsedCertificate};
+use rustls::sign::CertifiedKey;
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, ServerConfig,
-    SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, OtherError,
+    ServerConfig, SignatureScheme,
 };
 use umbra_crypto::pkcs8::ed25519_pkcs8_der;
 use umbra_crypto::{Ed25519Keypair, Ed25519Public};
@@ -121,7 +132,8 @@ fn node_certificate_from_pkcs8(
 
 /// The rustls server configuration of a node: TLS 1.3 only, the node's
 /// self-signed Ed25519 certificate, ALPN `h2` and `http/1.1`, no session
-/// tickets or resumption, no client certificates.
+/// tickets or resumption, optional Ed25519 client certificates
+/// ([`NodeClientVerifier`]).
 pub fn server_config(identity: &Ed25519Keypair) -> Result<Arc<ServerConfig>, TlsError> {
     let pkcs8 = ed25519_pkcs8_der(identity);
     let cert = node_certificate_from_pkcs8(&PrivatePkcs8KeyDer::from(pkcs8.as_slice()))?;
@@ -131,7 +143,7 @@ pub fn server_config(identity: &Ed25519Keypair) -> Result<Arc<ServerConfig>, Tls
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Config)?
-        .with_no_client_auth()
+        .with_client_cert_verifier(Arc::new(NodeClientVerifier::new(&provider())))
         .with_single_cert(vec![cert], key)
         .map_err(TlsError::Config)?;
     config.alpn_protocols = SERVER_ALPN.iter().map(|p| p.to_vec()).collect();
@@ -144,18 +156,150 @@ pub fn server_config(identity: &Ed25519Keypair) -> Result<Arc<ServerConfig>, Tls
 /// key of `expected`: TLS 1.3 only, [`PinnedNodeVerifier`], ALPN `http/1.1`,
 /// no SNI, no resumption, no client certificate.
 pub fn client_config(expected: Ed25519Public) -> Result<Arc<ClientConfig>, TlsError> {
+    client_config_with(expected, None)
+}
+
+/// [`client_config`], presenting `identity` when the server asks for a
+/// client certificate (node-to-node connections). Clients pass `None`.
+pub fn client_config_with(
+    expected: Ed25519Public,
+    identity: Option<&ClientIdentity>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
     let verifier = Arc::new(PinnedNodeVerifier::new(expected, &provider));
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Config)?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity {
+        Some(id) => builder.with_client_cert_resolver(Arc::new(IdentityResolver(id.0.clone()))),
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![CLIENT_ALPN.to_vec()];
     config.resumption = rustls::client::Resumption::disabled();
     config.enable_sni = false;
     Ok(Arc::new(config))
+}
+
+/// A node's TLS client identity: its self-signed Ed25519 certificate
+/// ([`node_certificate`]) and key, presented to the nodes it calls so that
+/// they know which node is at the other end of the connection. Cheap to
+/// clone; never used by clients.
+#[derive(Clone)]
+pub struct ClientIdentity(Arc<CertifiedKey>);
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity").finish_non_exhaustive()
+    }
+}
+
+impl ClientIdentity {
+    /// The identity of the node holding `identity`.
+    pub fn new(identity: &Ed25519Keypair) -> Result<Self, TlsError> {
+        let pkcs8 = ed25519_pkcs8_der(identity);
+        let cert = node_certificate_from_pkcs8(&PrivatePkcs8KeyDer::from(pkcs8.as_slice()))?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec()));
+        let certified =
+            CertifiedKey::from_der(vec![cert], key, &provider()).map_err(TlsError::Config)?;
+        Ok(ClientIdentity(Arc::new(certified)))
+    }
+}
+
+/// Presents one [`ClientIdentity`] whenever the server accepts Ed25519.
+#[derive(Debug)]
+struct IdentityResolver(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for IdentityResolver {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        sigschemes
+            .contains(&SignatureScheme::ED25519)
+            .then(|| self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A node server's client-certificate verifier: client authentication is
+/// offered but optional. A presented certificate must carry an Ed25519 key
+/// (nothing else about it is checked: the server decides what that key may
+/// do), and the TLS 1.3 `CertificateVerify` signature must verify under that
+/// key, which proves the caller holds it.
+#[derive(Debug)]
+pub struct NodeClientVerifier {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl NodeClientVerifier {
+    /// A verifier using `provider`'s signature algorithms.
+    pub fn new(provider: &CryptoProvider) -> Self {
+        Self {
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ClientCertVerifier for NodeClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        certificate_ed25519_key(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General(
+            "TLS 1.2 is not used by Umbra".into(),
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let key = certificate_ed25519_key(cert)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        rustls::crypto::verify_tls13_signature_with_raw_key(
+            message,
+            &SubjectPublicKeyInfoDer::from(ed25519_spki_der(&key).as_slice()),
+            dss,
+            &self.algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
 }
 
 /// A rustls server-certificate verifier that pins one Ed25519 key.

@@ -19,8 +19,13 @@ use tokio::task::JoinHandle;
 use umbra_crypto::Ed25519Keypair;
 use umbra_transport::tls;
 use umbra_transport::{
-    ClientConfig, NodeAddr, NodeClient, Request, ServeError, Server, TransportError,
+    ClientConfig, ClientIdentity, NodeAddr, NodeClient, PeerNode, Request, ServeError, Server,
+    TransportError,
 };
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Events the handlers report, so tests wait on them instead of sleeping.
 #[derive(Clone)]
@@ -40,6 +45,15 @@ fn router(probe: Probe) -> Router {
                     out.insert("x-echo", v.clone());
                 }
                 (out, body)
+            }),
+        )
+        .route(
+            "/whoami",
+            get(|peer: Option<axum::Extension<PeerNode>>| async move {
+                peer.map_or_else(
+                    || "anonymous".to_owned(),
+                    |axum::Extension(PeerNode(key))| to_hex(key.as_bytes()),
+                )
             }),
         )
         .route(
@@ -157,6 +171,32 @@ async fn handlers_see_the_peer_address() {
         .unwrap();
     assert!(peer.ip().is_loopback());
     assert_ne!(peer.port(), server.node.addr.port());
+}
+
+#[tokio::test]
+async fn calling_nodes_are_known_by_their_certificate() {
+    let server = TestServer::start(12, |s| s).await;
+    // A client presents nothing: the handler sees no peer node.
+    let response = NodeClient::default()
+        .get(&server.node, "/whoami")
+        .await
+        .unwrap();
+    assert_eq!(&response.body[..], b"anonymous");
+    // A node presenting its certificate is known by its key, on every
+    // request of the connection.
+    let caller = Ed25519Keypair::from_seed(&[13; 32]);
+    let client = NodeClient::new(ClientConfig {
+        identity: Some(ClientIdentity::new(&caller).unwrap()),
+        ..ClientConfig::default()
+    });
+    for _ in 0..3 {
+        let response = client.get(&server.node, "/whoami").await.unwrap();
+        assert_eq!(
+            std::str::from_utf8(&response.body).unwrap(),
+            to_hex(caller.public().as_bytes())
+        );
+    }
+    assert_eq!(client.idle_connections(&server.node), 1);
 }
 
 #[tokio::test]

@@ -97,6 +97,48 @@ fn truncate(s: &str) -> String {
     s.chars().take(32).collect()
 }
 
+/// A node's X25519 key for opening layers: the secret `n` and its public key
+/// `N = n · 9`, computed once. `N` enters every XChaCha20 layer key
+/// (`BLAKE2b-256(shared ‖ E ‖ N)`), so a relay that kept only `n` would
+/// redo a base-point multiplication per layer.
+#[derive(Clone)]
+pub struct NodeLayerSecret {
+    secret: X25519Secret,
+    public: X25519Public,
+}
+
+impl fmt::Debug for NodeLayerSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeLayerSecret")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeLayerSecret {
+    /// Wraps the node's X25519 secret and derives its public key.
+    pub fn new(secret: X25519Secret) -> Self {
+        let public = secret.public();
+        NodeLayerSecret { secret, public }
+    }
+
+    /// The secret `n`.
+    pub fn secret(&self) -> &X25519Secret {
+        &self.secret
+    }
+
+    /// The public key `N`.
+    pub fn public(&self) -> X25519Public {
+        self.public
+    }
+}
+
+impl From<X25519Secret> for NodeLayerSecret {
+    fn from(secret: X25519Secret) -> Self {
+        NodeLayerSecret::new(secret)
+    }
+}
+
 /// The symmetric key of one layer, shared by the client (ephemeral secret)
 /// and one node (its X25519 secret). It encrypts the request layer and, for
 /// the destination layer, the reply. Zeroized on drop.
@@ -130,17 +172,33 @@ impl LayerKey {
     }
 
     /// The node side: `shared = X25519(n, E)` with the node's secret `n` and
-    /// the client's ephemeral key `E`.
+    /// the client's ephemeral key `E`. Derives `N` from `n` on every call; a
+    /// node opening many layers uses [`LayerKey::node_with`].
     pub fn node(
         enc_type: EncType,
         node_secret: &X25519Secret,
         client: &X25519Public,
     ) -> Result<Self, OnionError> {
-        let node_pk = node_secret.public();
-        let shared = node_secret
+        Self::node_with(enc_type, &NodeLayerSecret::new(node_secret.clone()), client)
+    }
+
+    /// [`LayerKey::node`] with the node's public key already known: one
+    /// X25519 and one hash per layer.
+    pub fn node_with(
+        enc_type: EncType,
+        node: &NodeLayerSecret,
+        client: &X25519Public,
+    ) -> Result<Self, OnionError> {
+        let shared = node
+            .secret
             .diffie_hellman(client)
             .map_err(OnionError::KeyExchange)?;
-        Ok(Self::derive(enc_type, shared.as_bytes(), client, &node_pk))
+        Ok(Self::derive(
+            enc_type,
+            shared.as_bytes(),
+            client,
+            &node.public,
+        ))
     }
 
     fn derive(
@@ -236,6 +294,9 @@ mod tests {
         let n = X25519Secret::from_bytes(n);
         let c = LayerKey::client(enc, &e, &n.public()).expect("client key");
         let s = LayerKey::node(enc, &n, &e.public()).expect("node key");
+        let cached = LayerKey::node_with(enc, &NodeLayerSecret::new(n.clone()), &e.public())
+            .expect("node key, cached public");
+        assert_eq!(*cached.key, *s.key);
         (c, s)
     }
 

@@ -39,9 +39,9 @@ pub use build::{
 };
 pub use container::{Container, frame, unframe};
 pub use error::OnionError;
-pub use hop::{EncType, LayerKey};
+pub use hop::{EncType, LayerKey, NodeLayerSecret};
 pub use pad::{BUCKETS, MAX_BODY_SIZE, bucket_for};
-pub use peel::{IncomingLayer, Peeled, peel, peel_entry, peel_relay};
+pub use peel::{IncomingLayer, Peeled, peel, peel_entry, peel_plaintext, peel_relay, peel_with};
 pub use relay::{MAX_ONION_HOPS, RelayMessage};
 pub use reply::{
     NodeReply, ReplyBody, ReplyOutcome, open_node_reply, open_server_reply, open_server_request,

@@ -11,8 +11,8 @@ use umbra_crypto::{X25519Public, X25519Secret};
 
 use super::routing::hex32;
 use super::{
-    DeliverOptions, EncType, LayerKey, MAX_ONION_HOPS, OnionError, ProxyRequest, RelayMessage,
-    Route, parse_layer, unframe,
+    DeliverOptions, EncType, LayerKey, MAX_ONION_HOPS, NodeLayerSecret, OnionError, ProxyRequest,
+    RelayMessage, Route, parse_layer, unframe,
 };
 
 /// An encrypted layer addressed to this node, with what is needed to open it.
@@ -76,7 +76,13 @@ impl IncomingLayer {
     /// Decrypts the layer: returns the plaintext container and the layer key
     /// (which encrypts the reply if this node is the destination).
     pub fn decrypt(&self, node_secret: &X25519Secret) -> Result<(Vec<u8>, LayerKey), OnionError> {
-        let key = LayerKey::node(self.enc_type, node_secret, &self.ephemeral_key)?;
+        self.decrypt_with(&NodeLayerSecret::new(node_secret.clone()))
+    }
+
+    /// [`IncomingLayer::decrypt`] with the node's public key already known
+    /// (what a running node uses: no base-point multiplication per layer).
+    pub fn decrypt_with(&self, node: &NodeLayerSecret) -> Result<(Vec<u8>, LayerKey), OnionError> {
+        let key = LayerKey::node_with(self.enc_type, node, &self.ephemeral_key)?;
         let plaintext = key.decrypt(&self.ciphertext)?;
         Ok((plaintext, key))
     }
@@ -119,7 +125,23 @@ pub enum Peeled {
 /// Decrypts `layer` with the node's X25519 secret and interprets its
 /// routing JSON.
 pub fn peel(layer: &IncomingLayer, node_secret: &X25519Secret) -> Result<Peeled, OnionError> {
-    let (plaintext, reply_key) = layer.decrypt(node_secret)?;
+    peel_with(layer, &NodeLayerSecret::new(node_secret.clone()))
+}
+
+/// [`peel`] with the node's public key already known.
+pub fn peel_with(layer: &IncomingLayer, node: &NodeLayerSecret) -> Result<Peeled, OnionError> {
+    let (plaintext, reply_key) = layer.decrypt_with(node)?;
+    peel_plaintext(layer, plaintext, reply_key)
+}
+
+/// Interprets the decrypted `plaintext` of `layer` (§4); `reply_key` is the
+/// key it was decrypted with. For a node that needs the plaintext itself as
+/// well (a test observer), after [`IncomingLayer::decrypt_with`].
+pub fn peel_plaintext(
+    layer: &IncomingLayer,
+    plaintext: Vec<u8>,
+    reply_key: LayerKey,
+) -> Result<Peeled, OnionError> {
     let parsed = parse_layer(&plaintext)?;
     match parsed.route {
         Route::Deliver(options) => Ok(Peeled::Deliver {

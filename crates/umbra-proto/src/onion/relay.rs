@@ -6,8 +6,6 @@
 //!   13:ephemeral_key <32 bytes> 6:hop_no i<n>e e
 //! ```
 
-use std::collections::BTreeMap;
-
 use umbra_crypto::X25519Public;
 
 use super::{EncType, OnionError};
@@ -30,21 +28,26 @@ pub struct RelayMessage {
 }
 
 impl RelayMessage {
-    /// Encodes the canonical bencoded dictionary.
+    /// Encodes the canonical bencoded dictionary (written directly: the
+    /// keys are fixed and already in bencode order).
     pub fn encode(&self) -> Vec<u8> {
-        let mut d = BTreeMap::new();
-        d.insert(b"data".to_vec(), Value::Bytes(self.data.clone()));
-        d.insert(
-            b"enc_type".to_vec(),
-            Value::bytes(self.enc_type.as_str().as_bytes()),
-        );
-        d.insert(
-            b"ephemeral_key".to_vec(),
-            Value::bytes(self.ephemeral_key.as_bytes().to_vec()),
-        );
+        let enc = self.enc_type.as_str().as_bytes();
         let hop = i64::try_from(self.hop_no).unwrap_or(i64::MAX);
-        d.insert(b"hop_no".to_vec(), Value::Int(hop));
-        bencode::encode(&Value::Dict(d))
+        let mut out = Vec::with_capacity(self.data.len() + 96);
+        out.extend_from_slice(b"d4:data");
+        out.extend_from_slice(self.data.len().to_string().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(&self.data);
+        out.extend_from_slice(b"8:enc_type");
+        out.extend_from_slice(enc.len().to_string().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(enc);
+        out.extend_from_slice(b"13:ephemeral_key32:");
+        out.extend_from_slice(self.ephemeral_key.as_bytes());
+        out.extend_from_slice(b"6:hop_noi");
+        out.extend_from_slice(hop.to_string().as_bytes());
+        out.extend_from_slice(b"ee");
+        out
     }
 
     /// Decodes a relay body. `hop_no < 1` is read as 1; `hop_no` above
@@ -93,6 +96,7 @@ mod tests {
     use super::*;
     use crate::bencode::BencodeError;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn msg(hop_no: u64) -> RelayMessage {
         RelayMessage {
@@ -172,6 +176,23 @@ mod tests {
                 hop_no: hop,
             };
             prop_assert_eq!(RelayMessage::decode(&m.encode()), Ok(m));
+        }
+
+        #[test]
+        fn encode_matches_generic_bencode(data in proptest::collection::vec(any::<u8>(), 0..300),
+                                          hop in 0u64..=20, x in any::<bool>()) {
+            let m = RelayMessage {
+                data: data.clone(),
+                enc_type: if x { EncType::XChaCha20 } else { EncType::AesGcm },
+                ephemeral_key: X25519Public::from_bytes([9; 32]),
+                hop_no: hop,
+            };
+            let mut d = BTreeMap::new();
+            d.insert(b"data".to_vec(), Value::Bytes(data));
+            d.insert(b"enc_type".to_vec(), Value::bytes(m.enc_type.as_str().as_bytes()));
+            d.insert(b"ephemeral_key".to_vec(), Value::bytes(vec![9u8; 32]));
+            d.insert(b"hop_no".to_vec(), Value::Int(hop as i64));
+            prop_assert_eq!(m.encode(), bencode::encode(&Value::Dict(d)));
         }
 
         #[test]
