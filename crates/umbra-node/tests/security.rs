@@ -202,12 +202,17 @@ async fn huge_numbers_are_refused_without_overflow() {
             .await;
         assert_eq!(status, 400, "namespace {ns}: {reply}");
     }
-    // A signed retrieve with a huge max_size / max_count is clamped, not an error.
+    // retrieve limits beyond i64 are a wrong type (400); within it they are
+    // clamped to the node's maxima (200).
     let mut r = retrieve_req(&bob, now_ms());
     r["params"]["max_size"] = json!(u64::MAX);
-    r["params"]["max_count"] = json!(u64::MAX);
     let (status, reply) = net.rpc(0, &r).await;
-    assert!(status == 200 || status == 400, "{status} {reply}");
+    assert_eq!(status, 400, "{reply}");
+    let mut r = retrieve_req(&bob, now_ms());
+    r["params"]["max_size"] = json!(i64::MAX);
+    r["params"]["max_count"] = json!(i64::MAX);
+    let (status, reply) = net.rpc(0, &r).await;
+    assert_eq!(status, 200, "{reply}");
     still_serves(&net, 0, SERVE_BOUND).await;
 }
 
@@ -287,11 +292,13 @@ async fn invalid_base64_and_hex_are_400() {
     let mut r = retrieve_req(&bob, now_ms());
     r["params"]["signature"] = json!("%%%%");
     let (status, reply) = net.rpc(0, &r).await;
-    assert!(status == 400 || status == 401, "{status} {reply}");
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.to_string().contains("signature"), "{reply}");
     let mut r = retrieve_req(&bob, now_ms());
     r["params"]["pubkey_ed25519"] = json!("not hex");
     let (status, reply) = net.rpc(0, &r).await;
-    assert!(status == 400 || status == 401, "{status} {reply}");
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.to_string().contains("Ed25519 key"), "{reply}");
     still_serves(&net, 0, SERVE_BOUND).await;
 }
 
@@ -306,6 +313,18 @@ async fn oversize_bodies_are_refused() {
             &store_req(&bob.account_id(), &vec![1u8; 76_801], now_ms(), 60_000),
         )
         .await;
+    assert_eq!(status, 400, "{reply}");
+    // Lists over their caps: 21 subrequests, 1,001 hashes → 400.
+    let info = json!({"method": "info", "params": {}});
+    let batch = json!({"method": "batch", "params": {"requests": vec![info; 21]}});
+    let (status, reply) = net.rpc(0, &batch).await;
+    assert_eq!(status, 400, "{reply}");
+    let hashes: Vec<String> = (0..1_001).map(|i| format!("{i:0>43}")).collect();
+    let del = json!({"method": "delete", "params": {
+        "pubkey": bob.account_id().to_string(), "messages": hashes,
+        "pubkey_ed25519": hex::encode(bob.ed25519_public().as_bytes()),
+        "signature": sig(&bob, b"delete")}});
+    let (status, reply) = net.rpc(0, &del).await;
     assert_eq!(status, 400, "{reply}");
     // A storage RPC body over 10 MiB → 413 (before parsing).
     let big = vec![b' '; 10 * 1024 * 1024 + 1];
@@ -546,6 +565,11 @@ async fn hop_no_loops_are_cut_at_15() {
         });
         let (status, reply) = post_raw(&net, 0, "/onion_req/v2", body).await;
         assert_eq!(status, 400, "hop_no {hop}: {reply}");
+        if hop.is_u64() {
+            assert_eq!(reply, HOP_LIMIT);
+        } else {
+            assert!(reply.contains("not an integer"), "{reply}");
+        }
     }
     // A relay message with hop_no 16, correctly signed by a listed node.
     let c = unframe(&built.body).unwrap();
