@@ -1284,6 +1284,47 @@ mod tests {
     }
 
     #[test]
+    fn restore_round_trips_and_history_keys_open_parked_documents() {
+        let mut w = world();
+        let bob = join(&w.create, &w.bob, T0);
+        let docs: Vec<Vec<u8>> = bob.documents().map(|d| d.to_bytes().to_vec()).collect();
+        let ring = KeyRing::from_bytes(&bob.keys().to_bytes().unwrap()).unwrap();
+        let auth = MemberAuth::from_bytes(&bob.member_auth().unwrap().to_bytes(), &bob.group_id())
+            .unwrap();
+        let again = GroupState::restore(bob.group_id(), None, Some(auth), ring, &docs).unwrap();
+        assert_eq!(again.info(), bob.info());
+        assert_eq!((again.generation(), again.version()), (Some(1), 1));
+        // Wrong seed for the ID.
+        assert!(matches!(
+            GroupState::restore(
+                bob.group_id(),
+                Some(GroupKeys::from_seed(&[9; 32])),
+                None,
+                KeyRing::new(),
+                &docs
+            ),
+            Err(GroupError::SeedMismatch)
+        ));
+
+        let v2 = w.admin.set_share_history(true, T0 + 1, &mut w.rng).unwrap();
+        let dave = user(4);
+        let p = w
+            .admin
+            .add_members(&[dave.account_id()], T0 + 2, &mut w.rng)
+            .unwrap();
+        let mut d = join(&p, &dave, T0 + 2);
+        assert_eq!(
+            d.ingest_state(v2.state.to_bytes()).unwrap(),
+            StateOutcome::AwaitingKey { generation: 1 }
+        );
+        assert!(d.roster(1).is_none());
+        let keys = open_history_keys(&p.history[0].1, &dave, &d.group_id()).unwrap();
+        assert_eq!(d.add_history_keys(keys, T0 + 3), 1);
+        assert!(d.roster(1).is_some());
+        assert_eq!(d.generation(), Some(2), "history keys never become current");
+    }
+
+    #[test]
     fn one_hundred_members_and_no_more() {
         let mut w = world();
         let more: Vec<AccountId> = (10..107).map(|s| user(s).account_id()).collect();
