@@ -31,7 +31,7 @@ pub struct Common {
     passphrase_file: Option<PathBuf>,
     /// One JSON object per line instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// `umbra account …`.
@@ -214,7 +214,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn resolve(client: &Client, who: &str) -> anyhow::Result<AccountId> {
+pub(crate) fn resolve(client: &Client, who: &str) -> anyhow::Result<AccountId> {
     if let Ok(id) = who.parse::<AccountId>() {
         if id.x25519().is_none() {
             return Err(InputError(format!(
@@ -252,6 +252,12 @@ fn create_profile(
     let profile = Profile::create(dir, seed, pass.as_deref())?;
     std::fs::write(dir.join(NETWORK_FILE), net.to_json())
         .context("saving the network configuration")?;
+    // The network's file server, when the devnet wrote one (issue 9).
+    let fs = network.with_file_name(umbra_client::attachments::FILE_SERVER_FILE);
+    if fs.exists() {
+        std::fs::copy(&fs, dir.join(umbra_client::attachments::FILE_SERVER_FILE))
+            .context("saving the file server configuration")?;
+    }
     Ok(profile)
 }
 
@@ -341,7 +347,8 @@ fn status_str(s: MessageStatus) -> &'static str {
     }
 }
 
-fn print_message(c: &Common, m: &Message) {
+fn print_message(c: &Common, client: &Client, m: &Message) {
+    let atts = crate::files::attachments_of(client, m);
     let direction = if m.direction == Direction::Out {
         "out"
     } else {
@@ -359,6 +366,7 @@ fn print_message(c: &Common, m: &Message) {
                 "status": status_str(m.status),
                 "deleted": m.deleted,
                 "expires_at": m.expires_at_ms,
+                "attachments": atts.iter().map(crate::files::record_json).collect::<Vec<_>>(),
             })
         );
     } else {
@@ -374,6 +382,9 @@ fn print_message(c: &Common, m: &Message) {
             status_str(m.status),
             m.display_text()
         );
+        for a in &atts {
+            println!("    [attachment {}] {}", a.index, a.describe());
+        }
     }
 }
 
@@ -544,6 +555,10 @@ async fn run_async(c: &Common, client: &Client, cmd: MsgCommand) -> anyhow::Resu
     let store = client.profile().store();
     match cmd {
         MsgCommand::Send { to, text } => {
+            // Groups (issue 8): a 03 ID or a group's name.
+            if let Some(g) = crate::group::resolve_group(client, &to)? {
+                return crate::group::send(c, client, &g, &text).await;
+            }
             let to = resolve(client, &to)?;
             let sent = client.send_text(&to, &text).await?;
             if c.json {
@@ -574,15 +589,18 @@ async fn run_async(c: &Common, client: &Client, cmd: MsgCommand) -> anyhow::Resu
         }
         MsgCommand::Messages { peer, since } => match peer {
             Some(p) => {
-                let p = resolve(client, &p)?;
+                let p = match crate::group::resolve_group(client, &p)? {
+                    Some(g) => g,
+                    None => resolve(client, &p)?,
+                };
                 for m in client.read_conversation(&p, since).await? {
-                    print_message(c, &m);
+                    print_message(c, client, &m);
                 }
             }
             None => {
                 for conv in store.conversations()? {
                     for m in store.messages(&conv.peer, since)? {
-                        print_message(c, &m);
+                        print_message(c, client, &m);
                     }
                 }
             }
@@ -618,8 +636,14 @@ async fn run_async(c: &Common, client: &Client, cmd: MsgCommand) -> anyhow::Resu
                 }
             }
         }
-        MsgCommand::Accept { peer } => client.accept(&resolve(client, &peer)?).await?,
-        MsgCommand::Decline { peer } => client.decline(&resolve(client, &peer)?).await?,
+        MsgCommand::Accept { peer } => match crate::group::resolve_group(client, &peer)? {
+            Some(g) => crate::group::accept(c, client, &g).await?,
+            None => client.accept(&resolve(client, &peer)?).await?,
+        },
+        MsgCommand::Decline { peer } => match crate::group::resolve_group(client, &peer)? {
+            Some(g) => client.decline_group_invite(&g)?,
+            None => client.decline(&resolve(client, &peer)?).await?,
+        },
         MsgCommand::Block { peer } => client.block(&resolve(client, &peer)?).await?,
         MsgCommand::Unblock { peer } => client.unblock(&resolve(client, &peer)?)?,
         MsgCommand::Settings { action } => match action {

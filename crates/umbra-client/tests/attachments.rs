@@ -99,6 +99,7 @@ fn sha256(b: &[u8]) -> [u8; 32] {
 /// Syncs `c` until a message from `peer` with an attachment arrives.
 async fn sync_until_attachment(c: &Client, peer: &AccountId, after_ms: u64) -> Message {
     let deadline = Instant::now() + EVENT_TIMEOUT;
+    c.network().ensure_ready(EVENT_TIMEOUT).await.unwrap();
     loop {
         c.sync().await.unwrap();
         let store = c.profile().store();
@@ -339,8 +340,9 @@ async fn images_voice_and_server_refusals() {
     let up = transfer::upload_legacy(alice.network(), &server, &file, None, "attachment")
         .await
         .unwrap();
-    let mut wrong = up.key.to_vec();
-    wrong[5] ^= 1;
+    // Another message's key: the MAC (checked first) fails.
+    let wrong = random_file(12, 64);
+    assert_ne!(wrong, up.key.to_vec());
     let dir = net.dir.path().join("wrong-key");
     let store = bob.profile().store();
     let f = Fetch {

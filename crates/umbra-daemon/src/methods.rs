@@ -40,6 +40,7 @@ pub const METHODS: &[&str] = &[
     "account.show",
     "sync",
     "daemon.status",
+    "attachment.save",
     "subscribe",
 ];
 
@@ -86,6 +87,32 @@ fn message_json(m: &Message) -> Value {
         "read_at": m.read_at_ms,
         "expires_at": m.expires_at_ms,
     })
+}
+
+/// A message with its attachments (issue 9): key and URL stay inside.
+fn message_with_attachments(client: &Client, m: &Message) -> Value {
+    let mut v = message_json(m);
+    let atts: Vec<Value> = client
+        .attachments(m.id)
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            json!({
+                "index": a.index,
+                "content_type": a.content_type,
+                "file_name": a.file_name,
+                "size": a.size,
+                "voice": a.voice,
+                "width": a.width,
+                "height": a.height,
+                "caption": a.caption,
+                "downloaded": a.local.is_some(),
+                "error": a.error,
+            })
+        })
+        .collect();
+    v["attachments"] = Value::Array(atts);
+    v
 }
 
 fn mode_str(m: DisappearingMode) -> &'static str {
@@ -209,13 +236,17 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
                 let mut all = Vec::new();
                 for conv in store.conversations().map_err(se)? {
                     let list = store.messages(&conv.peer, since).map_err(se)?;
-                    all.extend(list.iter().map(message_json));
+                    all.extend(list.iter().map(|m| message_with_attachments(client, m)));
                 }
                 return Ok(Value::Array(all));
             }
             let who = peer(client, p, "peer")?;
             let list = client.read_conversation(&who, since).await.map_err(ce)?;
-            Ok(Value::Array(list.iter().map(message_json).collect()))
+            Ok(Value::Array(
+                list.iter()
+                    .map(|m| message_with_attachments(client, m))
+                    .collect(),
+            ))
         }
         "contacts" => {
             p.only(&[])?;
@@ -312,6 +343,31 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
                 "blocked": r.blocked,
                 "typing": r.typing.iter().map(ToString::to_string).collect::<Vec<_>>(),
             }))
+        }
+        "attachment.save" => {
+            p.only(&["timestamp", "index", "path"])?;
+            let ts = p.u64("timestamp")?;
+            let index = p.opt_u64("index")?.unwrap_or(0) as usize;
+            let path = std::path::PathBuf::from(p.str("path")?);
+            if !path.is_absolute() || path.exists() {
+                return Err(RpcError::params(
+                    "\"path\" must be an absolute path that does not exist",
+                ));
+            }
+            let failed = |e: umbra_client::attachments::AttachError| {
+                RpcError::new(OPERATION_FAILED, e.to_string()).with_data(json!({"kind": "invalid"}))
+            };
+            let m = client
+                .message_at(ts)
+                .map_err(failed)?
+                .ok_or_else(|| RpcError::params(format!("no message sent at {ts}")))?;
+            let n = client
+                .export_attachment(m.id, index, &path, &|_| {})
+                .await
+                .map_err(failed)?;
+            Ok(
+                json!({"timestamp": ts, "index": index, "path": path.display().to_string(), "size": n}),
+            )
         }
         "daemon.status" => {
             p.only(&[])?;
