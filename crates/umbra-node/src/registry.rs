@@ -312,6 +312,30 @@ mod tests {
     }
 
     #[test]
+    fn publication_urls_round_trip_and_bad_ones_are_refused() {
+        let key = Ed25519Keypair::from_seed(&[7; 32]).public();
+        let addr: std::net::SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        let text = PublicationUrl::format(addr, &key, "/registry/v1/current");
+        let u = PublicationUrl::parse(&text).unwrap();
+        assert_eq!(
+            (u.addr, u.key, u.path.as_str()),
+            (addr, key, "/registry/v1/current")
+        );
+        let hex_key = hex::encode(key.as_bytes());
+        for bad in [
+            format!("http://127.0.0.1:4433/x#{hex_key}"),
+            "https://127.0.0.1:4433/x".to_string(),
+            "https://127.0.0.1:4433/x#abcd".to_string(),
+            format!("https://example.org:4433/x#{hex_key}"),
+            format!("https://127.0.0.1/x#{hex_key}"),
+        ] {
+            assert!(PublicationUrl::parse(&bad).is_none(), "{bad}");
+        }
+        let bare = PublicationUrl::parse(&format!("https://127.0.0.1:1#{hex_key}")).unwrap();
+        assert_eq!(bare.path, "/");
+    }
+
+    #[test]
     fn refuses_unsigned_documents() {
         let reg = Ed25519Keypair::from_seed(&[99; 32]);
         let other = Ed25519Keypair::from_seed(&[98; 32]);
