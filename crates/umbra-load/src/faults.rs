@@ -356,6 +356,16 @@ pub async fn run(
                 }
                 None => fs.counts_mut().skipped += 1,
             },
+            Event::DiskRestore(i)
+                if down.in_swarm(&fs, fs.swarm_of_node[i]) >= MAX_DOWN_PER_SWARM =>
+            {
+                // Restarting it now would take a third member down: wait.
+                at(
+                    &mut events,
+                    Instant::now() + Duration::from_secs(1),
+                    Event::DiskRestore(i),
+                );
+            }
             Event::DiskRestore(i) => {
                 fs.full_now.store(false, Ordering::Relaxed);
                 devnet.set_overrides(i, NodeOverrides::default());
