@@ -228,6 +228,24 @@ pub async fn handle(node: &Node, params: &ProxyFetchParams) -> Reply {
     }
 }
 
+/// Handles a `proxy_fetch` whose URL failed the protocol's strict rule 1
+/// check (`refused`): on a node with exempt addresses (test networks only)
+/// the URL may name one of them with `http`, another port or an IP
+/// literal, which [`fetch`] checks itself; elsewhere the refusal stands.
+pub async fn handle_exempt(
+    node: &Node,
+    params: &serde_json::Value,
+    refused: umbra_proto::rpc::RpcError,
+) -> Reply {
+    if policy(node).exempt.is_empty() {
+        return refused.into();
+    }
+    match serde_json::from_value::<ProxyFetchParams>(params.clone()) {
+        Ok(p) => handle(node, &p).await,
+        Err(_) => refused.into(),
+    }
+}
+
 fn error_reply(e: &FetchError) -> Reply {
     Reply::Text(e.status(), e.to_string())
 }

@@ -98,6 +98,11 @@ fn store_failure(e: &StoreError) -> Value {
 pub async fn handle(node: &Node, method: &str, params: &Value, via: Via) -> Reply {
     let reply = match Request::from_parts(method, params, via) {
         Ok(req) => dispatch(node, req, method, params, via).await,
+        // A `proxy_fetch` outside §9.14 rule 1 may still target a test
+        // network's exempt address; the fetch module decides.
+        Err(e) if method == Method::ProxyFetch.name() && via == Via::Onion => {
+            crate::fetch::handle_exempt(node, params, e).await
+        }
         Err(e) => e.into(),
     };
     node.metrics
