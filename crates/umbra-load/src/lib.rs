@@ -610,9 +610,16 @@ async fn run_on(cfg: LoadConfig, devnet: Devnet) -> Result<Report, LoadError> {
         .map_err(|e| LoadError::Device {
             index: d,
             message: e.to_string(),
-        })?
-        .with_request_timeout(cfg.call_timeout.min(Duration::from_secs(8)));
-        devices.push(net);
+        });
+        match net {
+            Ok(n) => {
+                devices.push(n.with_request_timeout(cfg.call_timeout.min(Duration::from_secs(8))))
+            }
+            Err(e) => {
+                devnet.down().await;
+                return Err(e);
+            }
+        }
     }
     let accounts: Vec<Account> = (0..cfg.accounts)
         .map(|i| {
@@ -663,6 +670,8 @@ async fn run_on(cfg: LoadConfig, devnet: Devnet) -> Result<Report, LoadError> {
     }
     while let Some(r) = ready.join_next().await {
         if let Ok(Err(e)) = r {
+            // No node process outlives a failed run.
+            devnet.down().await;
             return Err(e);
         }
     }
