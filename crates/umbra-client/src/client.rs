@@ -20,6 +20,7 @@ use umbra_proto::message::protos::{
 use umbra_proto::message::{Content, Opened, open_envelope, seal_content};
 use umbra_proto::network::NetworkConfig;
 use umbra_proto::path::{GuardState, PathConfig};
+use umbra_proto::rpc::Namespace;
 use umbra_transport::{Clock, SystemClock};
 
 use crate::net::{NetError, Network, RpcReply};
@@ -39,6 +40,8 @@ pub const MAX_TIMER_S: u32 = 1_209_600;
 
 const GUARDS_BLOB: &str = "guards";
 const REGISTRY_BLOB: &str = "registry";
+/// The swarm member `sync` polled last (hex Ed25519), for its `last_hash`.
+const SYNC_NODE_BLOB: &str = "sync_node";
 
 /// A client failure.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,9 @@ pub struct SyncReport {
     pub blocked: usize,
     /// Peers currently typing (typing indicators on).
     pub typing: Vec<AccountId>,
+    /// Messages the swarm returned over the wire, new or already seen
+    /// (the per-node `last_hash` keeps this near the number of new ones).
+    pub retrieved: usize,
 }
 
 /// A message just sent.
@@ -103,6 +109,8 @@ pub struct Sent {
 pub struct Client {
     profile: Profile,
     net: Network,
+    /// The read-receipt batching window, ms (§12; tests change it).
+    receipt_window_ms: std::sync::atomic::AtomicU64,
 }
 
 fn data_message(body: Option<String>) -> DataMessage {
@@ -180,7 +188,11 @@ impl Client {
             registry.as_deref(),
             clock,
         )?;
-        Ok(Client { profile, net })
+        Ok(Client {
+            profile,
+            net,
+            receipt_window_ms: crate::receipts::RECEIPT_WINDOW_MS.into(),
+        })
     }
 
     /// The account ID.
@@ -322,10 +334,25 @@ impl Client {
         {
             self.accept(to).await?;
         }
+        // Link preview (§16): only when the setting is on; through a node.
+        let preview = match crate::preview::first_https_url(text) {
+            Some(url) if store.link_previews()? => {
+                match crate::preview::fetch_preview(&self.net, url).await {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "sending without a link preview");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let t = self.now().await;
         let d = conv.map(|c| c.disappearing).unwrap_or_default();
+        let mut dm = data_message(Some(text.to_string()));
+        dm.preview = preview.iter().map(|p| p.to_proto()).collect();
         let mut content = Content {
-            data_message: Some(data_message(Some(text.to_string()))),
+            data_message: Some(dm),
             ..Content::default()
         };
         expiration(&mut content, d);
@@ -351,6 +378,9 @@ impl Client {
                 .then(|| t + u64::from(d.timer_s) * 1000),
         })?;
         store.set_approved_by_us(to, true)?;
+        if let (Some(p), Some(_)) = (&preview, id) {
+            crate::preview::remember(store, to, &me, t, p)?;
+        }
         let result = self
             .send_content(to, content, t, recipient_ttl, Some(sync_ttl))
             .await;
@@ -537,6 +567,52 @@ impl Client {
         Ok(true)
     }
 
+    /// Sets the read-receipt batching window (default 2 s, §12).
+    pub fn set_receipt_window(&self, window: std::time::Duration) {
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.receipt_window_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sends the batched read receipts whose window has passed: one
+    /// ReceiptMessage per conversation with every queued timestamp (§12).
+    /// Returns how many receipt messages went out. Front ends that stay
+    /// open call this on a timer; reads and syncs call it too.
+    pub async fn flush_receipts(&self) -> Result<usize, ClientError> {
+        let store = self.profile.store();
+        let now = self.now().await;
+        let window = self
+            .receipt_window_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut sent = 0;
+        for (peer, timestamps) in crate::receipts::take_due(store, now, window)? {
+            // Checked again: the setting or the conversation may have changed.
+            let allowed = store.read_receipts()?
+                && store
+                    .conversation(&peer)?
+                    .is_some_and(|c| c.approved_by_us && c.approved_us && !c.blocked);
+            if !allowed {
+                continue;
+            }
+            let t = self.now().await;
+            let content = Content {
+                receipt_message: Some(ReceiptMessage {
+                    r#type: receipt_message::Type::Read as i32,
+                    timestamp: timestamps,
+                }),
+                ..Content::default()
+            };
+            if self
+                .send_content(&peer, content, t, DEFAULT_TTL_MS, None)
+                .await
+                .is_ok()
+            {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
     /// Lists a conversation and marks it read: sends read receipts when
     /// allowed (§12) and starts delete-after-read timers (§14).
     pub async fn read_conversation(
@@ -567,29 +643,46 @@ impl Client {
                 && conv.is_some_and(|c| c.approved_by_us && c.approved_us && !c.blocked)
                 && *peer != self.account_id();
             if allowed {
-                let t = self.now().await;
-                let content = Content {
-                    receipt_message: Some(ReceiptMessage {
-                        r#type: receipt_message::Type::Read as i32,
-                        timestamp: newly_read.iter().map(|m| m.timestamp_ms).collect(),
-                    }),
-                    ..Content::default()
-                };
-                let _ = self
-                    .send_content(peer, content, t, DEFAULT_TTL_MS, None)
-                    .await;
+                // Batched (§12): queued, sent by the flush below once the
+                // conversation's window has passed.
+                let read: Vec<u64> = newly_read.iter().map(|m| m.timestamp_ms).collect();
+                crate::receipts::queue(store, peer, &read)?;
             }
         }
+        self.flush_receipts().await?;
         store.expire_due(now)?;
         Ok(store.messages(peer, since_ms)?)
     }
 
     /// Polls our swarm (namespace 0) and applies everything new.
+    ///
+    /// Polls one swarm member (the one polled last, while it stays in the
+    /// swarm) and asks only for what was stored after the `last_hash` this
+    /// device holds *for that node*: insertion order is per node, so each
+    /// member has its own. If another member answers (a `421` moved us),
+    /// paging restarts from that node's own hash, or from the start
+    /// (already-seen messages are skipped by hash).
     pub async fn sync(&self) -> Result<SyncReport, ClientError> {
         let me = self.account_id();
         let mut report = SyncReport::default();
-        let mut last_hash: Option<String> = None;
         let mut typing: std::collections::HashMap<AccountId, (u64, bool)> = Default::default();
+        let store = self.profile.store();
+        self.net.ensure_ready(std::time::Duration::from_secs(30)).await?;
+        let members = self.net.swarm_of(&me).await?;
+        let previous = store
+            .blob(SYNC_NODE_BLOB)?
+            .and_then(|b| String::from_utf8(b).ok());
+        let mut node = members
+            .iter()
+            .find(|n| previous.as_deref() == Some(hex::encode(n.ed25519.as_bytes()).as_str()))
+            .or_else(|| {
+                let i = crate::net::draw(members.len() as u64);
+                members.get(usize::try_from(i).unwrap_or(0))
+            })
+            .cloned()
+            .ok_or(NetError::NoSwarm)?;
+        let mut node_hex = hex::encode(node.ed25519.as_bytes());
+        let mut last_hash = store.last_hash(Namespace(0), &node_hex)?;
         for _page in 0..20 {
             let t = self.now().await;
             let mut params = json!({
@@ -598,20 +691,57 @@ impl Client {
                 "timestamp": t,
                 "signature": STANDARD.encode(self.keys().ed25519().sign(format!("retrieve{t}").as_bytes())),
             });
+            let mut used_hash = false;
             if let Some(h) = &last_hash {
                 params["last_hash"] = json!(h);
+                used_hash = true;
             }
-            let reply = self.net.storage_request(&me, "retrieve", params).await?;
+            let reply = match self
+                .net
+                .request_via(vec![node.clone()], "retrieve", params.clone(), Some(me))
+                .await
+            {
+                Ok(r) => r,
+                // That member is unreachable: any member, from the start.
+                Err(e) => {
+                    tracing::debug!(error = %e, "polled node failed; polling another member");
+                    if let Some(obj) = params.as_object_mut() {
+                        obj.remove("last_hash");
+                    }
+                    used_hash = false;
+                    self.net.storage_request(&me, "retrieve", params).await?
+                }
+            };
             if reply.status != 200 {
                 return Err(ClientError::Refused {
                     status: reply.status,
                     text: reply.error_text(),
                 });
             }
+            // Which node answered: its own hash chain from here on.
+            let answered = reply.route.last().map(hex::encode);
+            if let Some(a) = answered.filter(|a| *a != node_hex) {
+                node_hex = a;
+                if let Some(n) = self
+                    .net
+                    .swarm_of(&me)
+                    .await?
+                    .into_iter()
+                    .find(|n| hex::encode(n.ed25519.as_bytes()) == node_hex)
+                {
+                    node = n;
+                }
+                last_hash = store.last_hash(Namespace(0), &node_hex)?;
+                if used_hash {
+                    // Another node's hash means nothing in this node's order.
+                    continue;
+                }
+            }
             let messages = reply.body["messages"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
+            report.retrieved += messages.len();
             for m in &messages {
                 let (Some(hash), Some(data), Some(expiry)) = (
                     m["hash"].as_str(),
@@ -622,7 +752,7 @@ impl Client {
                     continue;
                 };
                 last_hash = Some(hash.to_string());
-                if self.profile.store().is_seen(hash)? {
+                if store.is_seen(hash)? {
                     continue;
                 }
                 match STANDARD
@@ -636,14 +766,19 @@ impl Client {
                     }
                     None => report.undecryptable += 1,
                 }
-                self.profile.store().mark_seen(hash, expiry)?;
+                store.mark_seen(hash, expiry)?;
             }
+            if let Some(h) = &last_hash {
+                store.set_last_hash(Namespace(0), &node_hex, h)?;
+            }
+            store.put_blob(SYNC_NODE_BLOB, node_hex.as_bytes())?;
             if !reply.body["more"].as_bool().unwrap_or(false) || messages.is_empty() {
                 break;
             }
         }
         // Groups (issue 8): poll every group swarm this device is in.
         self.sync_groups(&mut report).await?;
+        self.flush_receipts().await?;
         let now = self.now().await;
         report.typing = typing
             .into_iter()
@@ -824,6 +959,11 @@ impl Client {
             && !dm.attachments.is_empty()
         {
             self.on_received_attachments(id, dm, was_request).await?;
+        }
+        if inserted.is_some()
+            && let Some(p) = crate::preview::LinkPreview::from_proto(&dm.preview)
+        {
+            crate::preview::remember(store, &peer, &o.sender, o.timestamp_ms, &p)?;
         }
         if inserted.is_some() {
             report.new_messages += 1;

@@ -9,6 +9,8 @@
 //! | [`net`] | onion requests through guard paths (driving `umbra_proto::path`), swarm lookup, network time |
 //! | [`attachments`] | attachment upload/download in chunks through onion paths (issue 9) |
 //! | [`groups`] | group chats on the group's own swarm (issue 8) |
+//! | [`preview`] | link previews: first URL, `proxy_fetch` through a node, title scanner, kept titles |
+//! | [`receipts`] | read-receipt batching: one receipt message per conversation per 2 s |
 //! | [`client`] | send, sync, requests and blocking, receipts, typing, disappearing messages, unsend |
 #![warn(missing_docs)]
 
@@ -17,5 +19,7 @@ pub mod attachments;
 pub mod client;
 pub mod groups;
 pub mod net;
+pub mod preview;
 pub mod profile;
+pub mod receipts;
 pub mod store;

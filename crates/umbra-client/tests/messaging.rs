@@ -579,6 +579,9 @@ async fn read_receipts_off_by_default_and_both_ways() {
     let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
     approved_pair(&alice, &bob).await;
+    // Each read below must send its receipt at once: no batching window
+    // (batching itself: receipts_sync.rs).
+    bob.set_receipt_window(Duration::ZERO);
     assert!(!alice.profile().store().read_receipts().unwrap());
     assert!(!bob.profile().store().read_receipts().unwrap());
 

@@ -1,0 +1,290 @@
+//! Link previews end to end (`messages.md` §16, `storage-rpc.md` §9.14):
+//! a local HTTPS site on 127.0.0.71, a 6-node in-process devnet whose
+//! nodes trust the site's certificate and exempt its address (the
+//! test-network rule), and two clients.
+//!
+//! - previews on: the site is fetched exactly once, by a node (the node's
+//!   `User-Agent`, while the client only ever sent onion requests to its
+//!   guards), and Bob's copy of the message carries the page's title;
+//! - previews off: the site sees no request at all and no preview goes out;
+//! - a failing page: the message still goes out, without a preview.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration test: a panic is a test failure"
+)]
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use umbra_client::client::Client;
+use umbra_client::preview::{self, LinkPreview};
+use umbra_client::profile::Profile;
+use umbra_client::store::Message;
+use umbra_devnet::{Devnet, DevnetOptions};
+use umbra_node::fetch::{FetchPolicy, USER_AGENT};
+use umbra_proto::identity::AccountId;
+use umbra_proto::mnemonic::AccountSeed;
+use umbra_proto::network::NetworkConfig;
+use umbra_proto::path::PathConfig;
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The site's address: exempted by every node of this devnet only.
+const SITE_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 71);
+
+struct Shared {
+    network: NetworkConfig,
+    tls: Arc<rustls::ServerConfig>,
+}
+
+/// The devnet (on its own runtime, as in `messaging.rs`) and the site's
+/// TLS configuration, whose certificate every node trusts.
+fn shared() -> &'static Shared {
+    static S: OnceLock<Shared> = OnceLock::new();
+    S.get_or_init(|| {
+        let ck = rcgen::generate_simple_self_signed(vec![SITE_IP.to_string()]).unwrap();
+        let der: CertificateDer<'static> = ck.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let tls = rustls::ServerConfig::builder_with_provider(umbra_transport::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .unwrap();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("umbra-client-previews-devnet");
+        let _ = std::fs::remove_dir_all(&dir);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("devnet runtime");
+            rt.block_on(async move {
+                match Devnet::up(DevnetOptions::in_process(6, dir)).await {
+                    Ok(net) => {
+                        for i in 0..net.len() {
+                            let node = &net.handle(i).expect("in-process node").node;
+                            umbra_node::fetch::set_policy(
+                                node,
+                                FetchPolicy {
+                                    exempt: vec![SITE_IP.into()],
+                                    extra_roots: vec![der.clone()],
+                                    ..FetchPolicy::default()
+                                },
+                            );
+                        }
+                        tx.send(Ok(net.network().clone())).expect("test thread");
+                        let _net = net;
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => tx.send(Err(e.to_string())).expect("test thread"),
+                }
+            });
+        });
+        let network = rx
+            .recv()
+            .expect("devnet thread")
+            .unwrap_or_else(|e| panic!("devnet failed to start: {e}"));
+        Shared {
+            network,
+            tls: Arc::new(tls),
+        }
+    })
+}
+
+fn client(dir: &tempfile::TempDir, name: &str) -> Client {
+    let seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
+    let profile = Profile::create(&dir.path().join(name), &seed, None).unwrap();
+    Client::open(
+        profile,
+        shared().network.clone(),
+        PathConfig::default().with_min_usable_nodes(4),
+    )
+    .unwrap()
+}
+
+/// One request the site saw: path and `User-Agent`.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// An HTTPS site on [`SITE_IP`] answering every path with `page(path)`.
+async fn site(page: fn(&str) -> (&'static str, String)) -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind((SITE_IP, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let acceptor = tokio_rustls::TlsAcceptor::from(shared().tls.clone());
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                let ua = head
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("user-agent: ")
+                            .or(l.strip_prefix("User-Agent: "))
+                    })
+                    .map(str::to_string);
+                log.lock().unwrap().push((path.clone(), ua));
+                let (status, body) = page(&path);
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn article(path: &str) -> (&'static str, String) {
+    match path {
+        "/article" => (
+            "200 OK",
+            "<html><head><title>Plain title</title>\
+             <meta property=\"og:title\" content=\"Umbra &amp; friends\"></head>\
+             <body>text</body></html>"
+                .into(),
+        ),
+        _ => (
+            "404 Not Found",
+            "<html><title>missing</title></html>".into(),
+        ),
+    }
+}
+
+async fn wait_until<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Syncs `c` until its conversation with `peer` has a message with `text`.
+async fn received(c: &Client, peer: &AccountId, text: &str) -> Message {
+    wait_until(text, || async {
+        c.sync().await.ok()?;
+        c.profile()
+            .store()
+            .messages(peer, None)
+            .ok()?
+            .into_iter()
+            .find(|m| m.text == text)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_is_fetched_by_a_node_and_reaches_the_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (client(&dir, "alice"), client(&dir, "bob"));
+    let (addr, seen) = site(article).await;
+    alice.profile().store().set_link_previews(true).unwrap();
+    alice.network().ensure_ready(EVENT_TIMEOUT).await.unwrap();
+    let url = format!("https://{addr}/article");
+    let text = format!("read this: {url}.");
+    alice.network().record_requests(true);
+    alice.send_text(&bob.account_id(), &text).await.unwrap();
+
+    // Fetched once, by a node: the node's fetch agent, while Alice's client
+    // only sent onion requests to guards (never to the site's address).
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(
+        requests,
+        vec![("/article".to_string(), Some(USER_AGENT.to_string()))]
+    );
+    let sent = alice.network().sent_requests();
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter().all(|r| r.endpoint == "/onion_req/v2"),
+        "{sent:?}"
+    );
+    let guards: Vec<[u8; 32]> = alice
+        .network()
+        .paths()
+        .await
+        .iter()
+        .map(|p| p[0].ed25519.to_bytes())
+        .collect();
+    assert!(sent.iter().all(|r| guards.contains(&r.to)));
+
+    let expected = LinkPreview {
+        url: url.clone(),
+        title: "Umbra & friends".into(),
+    };
+    // Alice's own copy shows it.
+    let mine = alice
+        .profile()
+        .store()
+        .messages(&bob.account_id(), None)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.text == text)
+        .unwrap();
+    assert_eq!(
+        preview::lookup(alice.profile().store(), &mine).unwrap(),
+        Some(expected.clone())
+    );
+    // Bob's does, without Bob fetching anything.
+    let theirs = received(&bob, &alice.account_id(), &text).await;
+    assert_eq!(
+        preview::lookup(bob.profile().store(), &theirs).unwrap(),
+        Some(expected)
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "the recipient never fetches");
+
+    // A page that fails: the message goes out without a preview.
+    let broken = format!("and https://{addr}/gone");
+    alice.send_text(&bob.account_id(), &broken).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    let m = received(&bob, &alice.account_id(), &broken).await;
+    assert_eq!(preview::lookup(bob.profile().store(), &m).unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_off_fetch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (client(&dir, "alice"), client(&dir, "bob"));
+    let (addr, seen) = site(article).await;
+    assert!(
+        !alice.profile().store().link_previews().unwrap(),
+        "default off"
+    );
+    let text = format!("https://{addr}/article");
+    alice.send_text(&bob.account_id(), &text).await.unwrap();
+    let m = received(&bob, &alice.account_id(), &text).await;
+    assert_eq!(preview::lookup(bob.profile().store(), &m).unwrap(), None);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "with previews off the site must see no request"
+    );
+}

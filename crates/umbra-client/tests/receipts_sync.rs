@@ -1,0 +1,257 @@
+//! Read-receipt batching (`messages.md` §12) and `sync` with per-node
+//! `last_hash` (`storage-rpc.md` §9.2), on a 6-node in-process devnet with
+//! every request through 3-hop onion paths.
+//!
+//! - receipts: reads inside one window give one receipt message carrying
+//!   every timestamp read, sent when the window has passed;
+//! - sync: a second sync downloads nothing over the wire; a new message
+//!   downloads just itself; a node this device holds no hash for is read
+//!   from the start, de-duplicated, and read incrementally after that.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration test: a panic is a test failure"
+)]
+
+use std::cell::Cell;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use umbra_client::client::{Client, SyncReport};
+use umbra_client::profile::Profile;
+use umbra_client::receipts;
+use umbra_client::store::MessageStatus;
+use umbra_devnet::{Devnet, DevnetOptions};
+use umbra_proto::identity::AccountId;
+use umbra_proto::mnemonic::AccountSeed;
+use umbra_proto::network::NetworkConfig;
+use umbra_proto::path::PathConfig;
+use umbra_proto::rpc::Namespace;
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn network() -> &'static NetworkConfig {
+    static NET: OnceLock<NetworkConfig> = OnceLock::new();
+    NET.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("umbra-client-receipts-devnet");
+        let _ = std::fs::remove_dir_all(&dir);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("devnet runtime");
+            rt.block_on(async move {
+                match Devnet::up(DevnetOptions::in_process(6, dir)).await {
+                    Ok(net) => {
+                        tx.send(Ok(net.network().clone())).expect("test thread");
+                        let _net = net;
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => tx.send(Err(e.to_string())).expect("test thread"),
+                }
+            });
+        });
+        rx.recv()
+            .expect("devnet thread")
+            .unwrap_or_else(|e| panic!("devnet failed to start: {e}"))
+    })
+}
+
+fn client(dir: &tempfile::TempDir, name: &str) -> Client {
+    let seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
+    let profile = Profile::create(&dir.path().join(name), &seed, None).unwrap();
+    Client::open(
+        profile,
+        network().clone(),
+        PathConfig::default().with_min_usable_nodes(4),
+    )
+    .unwrap()
+}
+
+async fn wait_until<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Syncs `c` until its conversation with `peer` has a message sent at `t`;
+/// returns the sum of the sync reports' `retrieved` and `new_messages`.
+async fn sync_until_ts(c: &Client, peer: &AccountId, t: u64) -> SyncReport {
+    let retrieved = Cell::new(0);
+    let new_messages = Cell::new(0);
+    wait_until("a message", || async {
+        let r = c.sync().await.unwrap();
+        retrieved.set(retrieved.get() + r.retrieved);
+        new_messages.set(new_messages.get() + r.new_messages);
+        c.profile()
+            .store()
+            .messages(peer, None)
+            .unwrap()
+            .iter()
+            .any(|m| m.timestamp_ms == t)
+            .then_some(())
+    })
+    .await;
+    SyncReport {
+        retrieved: retrieved.get(),
+        new_messages: new_messages.get(),
+        ..SyncReport::default()
+    }
+}
+
+fn status_of(c: &Client, peer: &AccountId, t: u64) -> MessageStatus {
+    c.profile()
+        .store()
+        .messages(peer, None)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.timestamp_ms == t)
+        .expect("message")
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_are_batched_per_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (client(&dir, "alice"), client(&dir, "bob"));
+    let (a_id, b_id) = (alice.account_id(), bob.account_id());
+    alice.profile().store().set_read_receipts(true).unwrap();
+    bob.profile().store().set_read_receipts(true).unwrap();
+    // Approved both ways (§12 sends receipts only then).
+    let hello = alice.send_text(&b_id, "hello").await.unwrap();
+    sync_until_ts(&bob, &a_id, hello.timestamp_ms).await;
+    bob.accept(&a_id).await.unwrap();
+    wait_until("the accept", || async {
+        alice.sync().await.unwrap();
+        alice
+            .profile()
+            .store()
+            .conversation(&b_id)
+            .unwrap()
+            .filter(|c| c.approved_us)
+    })
+    .await;
+    // A window long enough that nothing below outlasts it.
+    bob.set_receipt_window(Duration::from_secs(120));
+
+    // The first read goes out at once.
+    bob.read_conversation(&a_id, None).await.unwrap();
+    assert!(
+        receipts::pending(bob.profile().store(), &a_id)
+            .unwrap()
+            .is_empty()
+    );
+    let receipts_at_alice = Cell::new(0);
+    wait_until("the first receipt", || async {
+        receipts_at_alice.set(receipts_at_alice.get() + alice.sync().await.unwrap().receipts);
+        (status_of(&alice, &b_id, hello.timestamp_ms) == MessageStatus::Read).then_some(())
+    })
+    .await;
+    assert_eq!(receipts_at_alice.get(), 1);
+
+    // Two more reads inside the window: queued, nothing sent.
+    let m2 = alice.send_text(&b_id, "two").await.unwrap();
+    sync_until_ts(&bob, &a_id, m2.timestamp_ms).await;
+    bob.read_conversation(&a_id, None).await.unwrap();
+    let m3 = alice.send_text(&b_id, "three").await.unwrap();
+    sync_until_ts(&bob, &a_id, m3.timestamp_ms).await;
+    bob.read_conversation(&a_id, None).await.unwrap();
+    assert_eq!(bob.flush_receipts().await.unwrap(), 0);
+    assert_eq!(
+        receipts::pending(bob.profile().store(), &a_id).unwrap(),
+        vec![m2.timestamp_ms, m3.timestamp_ms]
+    );
+    let r = alice.sync().await.unwrap();
+    assert_eq!(r.receipts, 0, "no receipt inside the window");
+    assert_eq!(
+        status_of(&alice, &b_id, m2.timestamp_ms),
+        MessageStatus::Sent
+    );
+
+    // The window passes (made zero here): one receipt message for both.
+    bob.set_receipt_window(Duration::ZERO);
+    assert_eq!(bob.flush_receipts().await.unwrap(), 1);
+    assert!(
+        receipts::pending(bob.profile().store(), &a_id)
+            .unwrap()
+            .is_empty()
+    );
+    let applied = Cell::new(0);
+    wait_until("m2 and m3 read", || async {
+        applied.set(applied.get() + alice.sync().await.unwrap().receipts);
+        (status_of(&alice, &b_id, m2.timestamp_ms) == MessageStatus::Read
+            && status_of(&alice, &b_id, m3.timestamp_ms) == MessageStatus::Read)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        applied.get(),
+        1,
+        "one receipt message carried both timestamps"
+    );
+    // Nothing is left to send.
+    assert_eq!(bob.flush_receipts().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_downloads_only_what_follows_the_nodes_last_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (client(&dir, "alice"), client(&dir, "bob"));
+    let (a_id, b_id) = (alice.account_id(), bob.account_id());
+    let mut last = 0;
+    for i in 0..5 {
+        last = alice
+            .send_text(&b_id, &format!("message {i}"))
+            .await
+            .unwrap()
+            .timestamp_ms;
+    }
+    let first = sync_until_ts(&bob, &a_id, last).await;
+    assert!(first.retrieved >= 5, "{first:?}");
+    assert_eq!(
+        bob.profile().store().messages(&a_id, None).unwrap().len(),
+        5
+    );
+
+    // Nothing new: nothing comes over the wire.
+    let again = bob.sync().await.unwrap();
+    assert_eq!(again.retrieved, 0, "{again:?}");
+    assert_eq!(again.new_messages, 0);
+
+    // One new message: just that one.
+    let t = alice.send_text(&b_id, "sixth").await.unwrap().timestamp_ms;
+    let next = sync_until_ts(&bob, &a_id, t).await;
+    assert_eq!(next.retrieved, 1, "{next:?}");
+
+    // Exactly one member holds a hash: the one polled.
+    let store = bob.profile().store();
+    let members = bob.network().swarm_of(&b_id).await.unwrap();
+    let with_hash: Vec<String> = members
+        .iter()
+        .map(|m| hex::encode(m.ed25519.as_bytes()))
+        .filter(|h| store.last_hash(Namespace(0), h).unwrap().is_some())
+        .collect();
+    assert_eq!(with_hash.len(), 1, "{with_hash:?}");
+
+    // That node's hash gone (as for a node never polled): read from the
+    // start, nothing applied twice, then incremental again.
+    assert!(store.clear_last_hash(Namespace(0), &with_hash[0]).unwrap());
+    let fresh = bob.sync().await.unwrap();
+    assert!(fresh.retrieved >= 6, "{fresh:?}");
+    assert_eq!(fresh.new_messages, 0);
+    assert_eq!(store.messages(&a_id, None).unwrap().len(), 6);
+    assert_eq!(bob.sync().await.unwrap().retrieved, 0);
+}
