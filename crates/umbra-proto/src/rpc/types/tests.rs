@@ -154,7 +154,7 @@ proptest! {
         data in proptest::collection::vec(any::<u8>(), 0..300),
         ns in any::<i16>(),
         ts in MIN_TIMESTAMP_MS..u64::MAX / 2,
-        ttl in any::<u64>(),
+        ttl in 0..=u64::MAX / 2, // timestamp + ttl must fit in u64 (else 400)
         use_ttl in any::<bool>(),
     ) {
         let p = StoreParams {
