@@ -165,3 +165,45 @@ async fn epochs_continue_with_two_instances_and_stop_with_one() {
         );
     }
 }
+
+/// Two instances that disagree about one node converge on the rule: the node
+/// stays listed while a threshold of instances vote for it, and leaves once
+/// fewer do (here: the operators of two instances remove it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_that_disagree_about_a_node_converge() {
+    let net = Net::start(3, 2, 5).await;
+    let e1 = net
+        .wait_epoch(Duration::from_secs(40), |d| d.nodes().len() == 5)
+        .await;
+    let disputed = net.node_keys[4];
+    // Instance 0's operator removes the node: 2 of 3 still vote for it.
+    net.registry(0).instance.store().remove(&disputed).unwrap();
+    let dropped = eventually(Duration::from_secs(5), || async {
+        net.registry(0)
+            .instance
+            .votes()
+            .iter()
+            .all(|r| r.ed25519 != disputed)
+    })
+    .await;
+    assert!(dropped, "instance 0 no longer votes for the node");
+    let inst = common::instance_config(net.dir.path(), 0);
+    tokio::time::sleep(Duration::from_millis(inst.epoch_interval_ms + 4 * SCALE_MS)).await;
+    for k in 0..3 {
+        let r = &net.registry(k).instance;
+        assert_eq!(
+            r.epoch(),
+            e1.epoch(),
+            "instance {k}: no epoch for a minority view"
+        );
+        assert!(r.lock().is_none(), "instance {k} signed nothing");
+    }
+    // Instance 1's operator removes it too: now only one vote is left.
+    net.registry(1).instance.store().remove(&disputed).unwrap();
+    let e2 = net
+        .wait_epoch(Duration::from_secs(20), |d| d.node(&disputed).is_none())
+        .await;
+    assert_eq!(e2.nodes().len(), 4);
+    assert_eq!(e2.epoch(), e1.epoch() + 1);
+    assert!(signers(&net, &e2).len() >= 2);
+}
