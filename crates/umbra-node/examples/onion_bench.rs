@@ -10,6 +10,9 @@
 //! the nodes' `onion_hops` counters). Onions are built before the clock
 //! starts, so client-side building is not measured.
 //!
+//! The load average is printed before and after (other processes on the
+//! machine lengthen round trips).
+//!
 //! `cargo run --release -p umbra-node --example onion_bench -- [sequential] [concurrent] [in_flight]`
 //! (defaults: 500 sequential requests of each kind, 4000 concurrent onions,
 //! 64 in flight).
@@ -22,12 +25,13 @@ use umbra_crypto::Ed25519Keypair;
 use umbra_node::NodeConfig;
 use umbra_proto::network::{NetworkConfig, SwarmParamsJson};
 use umbra_proto::onion::{
-    BuiltOnion, EncType, LayerRandom, NodeRequestOptions, OnionDestination, PathNode, ReplyOutcome,
-    build_padded_onion, open_node_reply,
+    BuiltOnion, EncType, IncomingLayer, LayerRandom, NodeLayerSecret, NodeRequestOptions,
+    OnionDestination, PathNode, Peeled, ReplyOutcome, build_padded_onion, open_node_reply,
+    peel_with,
 };
 use umbra_proto::rpc::encoding::Ed25519Hex;
 use umbra_proto::swarm::{NodeRecord, RegistryDocument, SwarmParams};
-use umbra_transport::{NodeAddr, NodeClient, SystemClock};
+use umbra_transport::{ClientConfig, NodeAddr, NodeClient, SystemClock};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -57,6 +61,13 @@ fn report(name: &str, mut samples: Vec<Duration>) {
         percentile(&samples, 0.50).as_secs_f64() * 1e3,
         percentile(&samples, 0.99).as_secs_f64() * 1e3,
     );
+}
+
+/// The 1-, 5- and 15-minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn main() -> Result<(), BoxError> {
@@ -147,7 +158,11 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
             &random,
         )?)
     };
-    let client = NodeClient::default();
+    // One pooled connection per onion in flight, as many clients would.
+    let client = NodeClient::new(ClientConfig {
+        max_idle_per_node: in_flight,
+        ..ClientConfig::default()
+    });
     let (guard, d) = (addr(0), addr(3));
 
     // Warm up every pooled connection.
@@ -157,6 +172,7 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
         client.post(&guard, "/onion_req/v2", o.body).await?;
     }
 
+    println!("load average before    {}", loadavg());
     let mut direct = Vec::with_capacity(sequential);
     for _ in 0..sequential {
         let t = Instant::now();
@@ -179,6 +195,33 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
     }
     report("direct info", direct);
     report("3-hop onion info", onion);
+
+    // The crypto on the onion's critical path alone: the four peels (one
+    // X25519 + key derivation + AEAD each, node public keys cached), done
+    // back to back on this thread on fresh onions of the same size.
+    let secrets: Vec<NodeLayerSecret> = keys
+        .iter()
+        .map(|k| NodeLayerSecret::new(k.x25519_secret()))
+        .collect();
+    let mut floor = Vec::with_capacity(sequential);
+    for o in (0..sequential)
+        .map(|_| build())
+        .collect::<Result<Vec<_>, _>>()?
+    {
+        let t = Instant::now();
+        let mut layer = IncomingLayer::from_entry(&o.body)?;
+        for secret in &secrets {
+            match peel_with(&layer, secret)? {
+                Peeled::Forward { message, .. } => {
+                    layer = IncomingLayer::from_relay(&message.encode())?;
+                }
+                Peeled::Deliver { .. } => break,
+                Peeled::Proxy { .. } => return Err("unexpected proxy layer".into()),
+            }
+        }
+        floor.push(t.elapsed());
+    }
+    report("4 peels, crypto only", floor);
 
     // Throughput: `concurrent` onions, `in_flight` at a time.
     let hops_before: u64 = nodes.iter().map(|h| h.node.metrics.onion_hops.get()).sum();
@@ -220,6 +263,7 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
         relayed as f64 / elapsed,
         (relayed + ok) as f64 / elapsed
     );
+    println!("load average after     {}", loadavg());
     for h in nodes {
         h.shutdown().await;
     }

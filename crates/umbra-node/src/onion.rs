@@ -464,12 +464,11 @@ async fn forward(
     message: RelayMessage,
 ) -> Response {
     let key = Ed25519Public::from_bytes(next);
-    let next_hex = hex::encode(next);
     let record = node.registry().known_node(&key);
     let Some(record) = record else {
-        return plain(502, format!("Next node not found: {next_hex}"));
+        return plain(502, format!("Next node not found: {}", hex::encode(next)));
     };
-    tracing::debug!(prev = %from, next = %next_hex, "relaying an onion layer");
+    tracing::debug!(prev = %from, next = %hex::encode(next), "relaying an onion layer");
     node.metrics.onion_hops.inc();
     match relay_post(node, local, &record, message.encode(), config.relay_timeout).await {
         Ok(resp) => passthrough(
@@ -479,6 +478,7 @@ async fn forward(
         ),
         Err(TransportError::Timeout { .. }) => plain(504, "Request time out"),
         Err(e) => {
+            let next_hex = hex::encode(next);
             tracing::debug!(next = %next_hex, error = %e, "next hop unreachable");
             plain(502, format!("Next node unreachable: {next_hex}"))
         }
