@@ -349,6 +349,10 @@ fn status_str(s: MessageStatus) -> &'static str {
 
 fn print_message(c: &Common, client: &Client, m: &Message) {
     let atts = crate::files::attachments_of(client, m);
+    // Link preview (messages.md §16; issue 5 hook).
+    let preview = umbra_client::preview::lookup(client.profile().store(), m)
+        .ok()
+        .flatten();
     let direction = if m.direction == Direction::Out {
         "out"
     } else {
@@ -367,6 +371,7 @@ fn print_message(c: &Common, client: &Client, m: &Message) {
                 "deleted": m.deleted,
                 "expires_at": m.expires_at_ms,
                 "attachments": atts.iter().map(crate::files::record_json).collect::<Vec<_>>(),
+                "preview": preview.as_ref().map(|p| json!({"url": p.url, "title": p.title})),
             })
         );
     } else {
@@ -384,6 +389,9 @@ fn print_message(c: &Common, client: &Client, m: &Message) {
         );
         for a in &atts {
             println!("    [attachment {}] {}", a.index, a.describe());
+        }
+        if let Some(p) = &preview {
+            println!("    [preview] {} <{}>", p.title, p.url);
         }
     }
 }
