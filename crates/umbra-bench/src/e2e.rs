@@ -21,7 +21,7 @@ use umbra_proto::mnemonic::AccountSeed;
 use umbra_proto::path::PathConfig;
 
 use crate::measure::Latencies;
-use crate::table::{Row, num};
+use crate::table::{Row, num, p50_p99};
 
 /// How long one message may take before the run fails.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -173,21 +173,13 @@ pub fn rows(f: &mut E2eFigures, onion_rtt_p50_ms: Option<f64>) -> Vec<Row> {
         Row::new(
             "e2e",
             "  of which Alice's send_text (2 onion stores)",
-            format!(
-                "p50 {} ms, p99 {} ms",
-                num(f.send.pct_ms(0.5), 1),
-                num(f.send.pct_ms(0.99), 1)
-            ),
+            p50_p99(&mut f.send, 1),
             String::new(),
         ),
         Row::new(
             "e2e",
             "  one sync of Bob's (onion retrieve + decrypt)",
-            format!(
-                "p50 {} ms, p99 {} ms",
-                num(f.sync.pct_ms(0.5), 1),
-                num(f.sync.pct_ms(0.99), 1)
-            ),
+            p50_p99(&mut f.sync, 1),
             format!("{} of {n} messages needed a 2nd sync", f.extra_syncs),
         ),
     ]

@@ -30,13 +30,11 @@ use umbra_node::storage::{Store, StoreConfig, StoredMessage};
 use umbra_proto::identity::{AccountId, AccountKeys};
 use umbra_proto::message::Content;
 use umbra_proto::message::protos::DataMessage;
-use umbra_proto::rpc::Namespace;
-use umbra_proto::rpc::hash::message_hash;
 use umbra_transport::{NodeAddr, NodeClient};
 
 use crate::measure::{Latencies, rss_kib};
-use crate::setup::{BenchNet, SOLO, account, node_key, now_ms};
-use crate::table::{Row, num};
+use crate::setup::{BenchNet, SOLO, account, node_key, now_ms, stored_message};
+use crate::table::{Row, num, p50_p99};
 
 const PER_ACCOUNT: usize = 100;
 const BATCH: usize = 5_000;
@@ -141,17 +139,7 @@ pub async fn build_db(db: &Path, ids: &[AccountId], payload_len: usize) -> Resul
                 .map(|n| {
                     // Round-robin over accounts, as real traffic interleaves them.
                     let owner = ids[n % ids.len()];
-                    let data = body(n as u64, payload_len);
-                    StoredMessage {
-                        hash: message_hash(&owner, Namespace(0), &data)
-                            .as_str()
-                            .to_string(),
-                        owner,
-                        namespace: 0,
-                        timestamp_ms: now,
-                        expiry_ms: now + TTL_MS,
-                        data,
-                    }
+                    stored_message(owner, body(n as u64, payload_len), now, TTL_MS)
                 })
                 .collect();
             let s = store.clone();
@@ -425,11 +413,7 @@ pub fn rows(f: &mut MemoryFigures) -> Vec<Row> {
         Row::new(
             "memory",
             "retrieve of a whole 100-message inbox on that node",
-            format!(
-                "p50 {} ms, p99 {} ms",
-                num(f.retrieve.pct_ms(0.5), 2),
-                num(f.retrieve.pct_ms(0.99), 2)
-            ),
+            p50_p99(&mut f.retrieve, 2),
             format!("n = {}, sequential", f.retrieve.len()),
         ),
     ]

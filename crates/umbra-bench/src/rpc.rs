@@ -22,14 +22,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use umbra_crypto::Ed25519Keypair;
-use umbra_node::storage::{Store, StoreConfig, StoreOptions, StoredMessage};
+use umbra_node::storage::{Store, StoreConfig, StoreOptions};
 use umbra_proto::identity::{AccountId, AccountKeys};
-use umbra_proto::rpc::Namespace;
-use umbra_proto::rpc::hash::message_hash;
 use umbra_transport::{ClientConfig, NodeAddr, NodeClient, Server, tls};
 
 use crate::measure::Latencies;
-use crate::setup::{BenchNet, SOLO, account, message, node_config, node_key, now_ms};
+use crate::setup::{
+    BenchNet, SOLO, account, message, node_config, node_key, now_ms, stored_message,
+};
 use crate::table::{Row, num};
 
 const ACCOUNTS: usize = 100;
@@ -214,18 +214,8 @@ pub async fn measure(opts: RpcOpts) -> Result<RpcFigures> {
     let layer = closed_loop(conc, opts.phase, move |t, n| {
         let (s, ids) = (s.clone(), i2.clone());
         async move {
-            let data = message(t, n, MSG);
-            let owner = ids[(t + n) % ACCOUNTS];
-            let hash = message_hash(&owner, Namespace(0), &data);
             let now = now_ms();
-            let m = StoredMessage {
-                hash: hash.as_str().to_string(),
-                owner,
-                namespace: 0,
-                timestamp_ms: now,
-                expiry_ms: now + TTL_MS,
-                data,
-            };
+            let m = stored_message(ids[(t + n) % ACCOUNTS], message(t, n, MSG), now, TTL_MS);
             s.store(m, StoreOptions::default(), now)
                 .await
                 .map(|_| ())

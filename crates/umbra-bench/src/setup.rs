@@ -9,13 +9,16 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use umbra_crypto::Ed25519Keypair;
 use umbra_node::NodeConfig;
-use umbra_proto::identity::AccountKeys;
+use umbra_node::storage::StoredMessage;
+use umbra_proto::identity::{AccountId, AccountKeys};
 use umbra_proto::network::{NetworkConfig, SwarmParamsJson};
 use umbra_proto::onion::{
     BuiltOnion, EncType, LayerRandom, NodeRequestOptions, OnionDestination, PathNode,
     build_padded_onion,
 };
+use umbra_proto::rpc::Namespace;
 use umbra_proto::rpc::encoding::Ed25519Hex;
+use umbra_proto::rpc::hash::message_hash;
 use umbra_proto::swarm::{NodeRecord, RegistryDocument, SwarmParams};
 
 /// Wall-clock time in ms since the Unix epoch.
@@ -148,6 +151,21 @@ pub fn account(i: usize) -> AccountKeys {
     let mut seed = [0x5Au8; 32];
     seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
     AccountKeys::from_seed(&seed)
+}
+
+/// A namespace-0 message of `owner` with its correct hash (`storage-rpc.md`
+/// §7), stored at `now` for `ttl_ms`.
+pub fn stored_message(owner: AccountId, data: Vec<u8>, now: u64, ttl_ms: u64) -> StoredMessage {
+    StoredMessage {
+        hash: message_hash(&owner, Namespace(0), &data)
+            .as_str()
+            .to_string(),
+        owner,
+        namespace: 0,
+        timestamp_ms: now,
+        expiry_ms: now + ttl_ms,
+        data,
+    }
 }
 
 /// A 1 KiB-ish message body that differs per `(task, n)`.

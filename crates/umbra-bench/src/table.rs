@@ -57,6 +57,15 @@ pub fn num(x: f64, decimals: usize) -> String {
     if x < 0.0 { format!("-{out}") } else { out }
 }
 
+/// `p50 X ms, p99 Y ms` of `lat` with `decimals` decimals.
+pub fn p50_p99(lat: &mut crate::measure::Latencies, decimals: usize) -> String {
+    format!(
+        "p50 {} ms, p99 {} ms",
+        num(lat.pct_ms(0.5), decimals),
+        num(lat.pct_ms(0.99), decimals)
+    )
+}
+
 /// Renders `rows` as an aligned text table (Markdown-compatible pipes).
 pub fn render(rows: &[Row]) -> String {
     let head = ["section", "measurement", "figure", "bound / ratio"];
