@@ -32,6 +32,13 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Creates (or reads) the registry key of a data directory and prints
+    /// its public half, for the network's pinned key set.
+    Key {
+        /// The instance's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Adds and admits a node from its self-signed record file (bencoded).
     AddNode {
         /// The instance's data directory.
@@ -105,11 +112,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?;
                 println!("{}", h.url());
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => h.shutdown().await,
+                    _ = umbra_node::daemon::shutdown_signal() => h.shutdown().await,
                     _ = h.wait() => {}
                 }
                 anyhow::Ok(())
             })
+        }
+        Command::Key { data_dir } => {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let key = umbra_node::keyfile::load_or_create(
+                &data_dir.join("registry.key"),
+                umbra_crypto::random_bytes::<32>,
+            )?;
+            println!("{}", hex::encode(key.public().as_bytes()));
+            Ok(())
         }
         Command::AddNode { data_dir, record } => {
             let bytes =
