@@ -812,6 +812,23 @@ impl PathManager {
                 }
                 self.retry(request, next, None, now_ms, draw)
             }
+            Outcome::DestinationFull => {
+                // A full member is not a failing one: no failure is counted;
+                // another member takes the store. With none left (or only a
+                // server destination) the caller sees the `507` itself.
+                const FULL: PathError = PathError::Rejected { status: 507 };
+                let (Some(dest), RequestKind::Storage { .. }) = (dest_key, &request.kind) else {
+                    return Decision::Fail(FULL);
+                };
+                request.excluded.insert(dest);
+                if next >= MAX_TRIES {
+                    return Decision::Fail(FULL);
+                }
+                match self.retry(request, next, None, now_ms, draw) {
+                    Decision::Fail(PathError::NoDestination) => Decision::Fail(FULL),
+                    d => d,
+                }
+            }
             Outcome::Rejected { status } => Decision::Fail(PathError::Rejected { status: *status }),
         }
     }

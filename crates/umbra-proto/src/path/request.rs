@@ -13,6 +13,7 @@
 //! | inner `421` | [`Outcome::Misdirected`] | nothing | use the body's swarm; then refresh; then fail |
 //! | inner `406`/`425` | [`Outcome::ClockRejected`] | nothing | resync the clock, retry once |
 //! | inner `500`/`503` | [`Outcome::DestinationFailure`] | the destination | retry on another member |
+//! | inner `507` | [`Outcome::DestinationFull`] | nothing (the member is healthy, its database full) | retry on another member; `507` when none is left |
 //! | any other inner status | [`Outcome::Rejected`] | nothing | fail, no retry |
 //! | inner `200` | [`Outcome::Success`] | resets counters | done |
 //!
@@ -148,6 +149,9 @@ pub enum Outcome {
         /// The inner status.
         status: u16,
     },
+    /// Inner `507`: the destination's database is full; the client stores
+    /// through another member of the swarm (storage-rpc §9.1, status table).
+    DestinationFull,
     /// Any other inner non-`200` status (`400`, `401`, `403`, `404`, `413`, …).
     Rejected {
         /// The inner status.
@@ -195,6 +199,7 @@ impl Outcome {
             },
             406 | 425 => Outcome::ClockRejected,
             500 | 503 => Outcome::DestinationFailure { status },
+            507 => Outcome::DestinationFull,
             _ => Outcome::Rejected { status },
         }
     }
@@ -211,6 +216,7 @@ impl Outcome {
             Outcome::DestinationFailure { status } | Outcome::Rejected { status } => {
                 FailureKind::Destination(*status)
             }
+            Outcome::DestinationFull => FailureKind::Destination(507),
             Outcome::Success { .. } => return None,
         })
     }
@@ -223,6 +229,7 @@ impl Outcome {
             Outcome::Misdirected { .. }
                 | Outcome::ClockRejected
                 | Outcome::DestinationFailure { .. }
+                | Outcome::DestinationFull
                 | Outcome::Rejected { .. }
                 | Outcome::Success { .. }
         )
@@ -350,7 +357,8 @@ mod tests {
             Outcome::from_inner(503, "", None),
             Outcome::DestinationFailure { status: 503 }
         );
-        for s in [400, 401, 403, 404, 413, 507, 299] {
+        assert_eq!(Outcome::from_inner(507, "", None), Outcome::DestinationFull);
+        for s in [400, 401, 403, 404, 413, 299] {
             assert_eq!(
                 Outcome::from_inner(s, "", None),
                 Outcome::Rejected { status: s }

@@ -772,6 +772,26 @@ fn row_destination_failure_moves_to_another_member() {
 }
 
 #[test]
+fn row_full_member_moves_to_another_member_without_a_failure() {
+    let (mut pm, mut draw, members, plan) = storage_setup(37);
+    let path = plan.path.clone();
+    let x = dest(&plan).ed25519;
+    let d = pm.handle_outcome(plan, Outcome::from_inner(507, "", None), T0, &mut draw);
+    let (_, next, _) = retry_plan(d);
+    assert_ne!(dest(&next).ed25519, x);
+    assert!(members.contains(dest(&next)));
+    assert_eq!(pm.pool().failures(&x), 0);
+    assert!(path.iter().all(|n| pm.pool().failures(&n.ed25519) == 0));
+    // Every member full: the caller gets the 507, not a routing error.
+    let mut d = pm.handle_outcome(next, Outcome::from_inner(507, "", None), T0, &mut draw);
+    while let Decision::Retry { plan, .. } = d {
+        d = pm.handle_outcome(*plan, Outcome::from_inner(507, "", None), T0, &mut draw);
+    }
+    assert_eq!(d, Decision::Fail(PathError::Rejected { status: 507 }));
+    assert!(members.iter().all(|m| pm.pool().failures(&m.ed25519) == 0));
+}
+
+#[test]
 fn row_other_inner_statuses_fail_without_retry() {
     for status in [400, 401, 403, 404, 413] {
         let (mut pm, mut draw, _, plan) = storage_setup(40 + u64::from(status));
