@@ -582,6 +582,13 @@ pub async fn start(
     if !registry_config.pinned_keys().contains(&key.public()) {
         return Err(StartError::NotPinned(hex::encode(key.public().as_bytes())));
     }
+    if registry_config.threshold() * 2 <= registry_config.pinned_keys().len() {
+        tracing::warn!(
+            threshold = registry_config.threshold(),
+            keys = registry_config.pinned_keys().len(),
+            "the threshold is not a majority of the registry keys: two documents of one epoch could both be signed"
+        );
+    }
     let peers: Vec<PublicationUrl> = network
         .registry_urls
         .iter()
