@@ -15,6 +15,7 @@
 //! catchup_interval_ms = 30000
 //! registry_poll_ms = 5000
 //! publication_poll_ms = 60000
+//! body_read_timeout_ms = 60000
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -60,6 +61,9 @@ pub struct NodeConfig {
     /// How often the network's registry publication URLs are polled
     /// (`swarms.md` §3.3: 60 s).
     pub publication_poll_ms: u64,
+    /// Longest time a client may take to send a request body on the public
+    /// port, counted from the end of its head (bounds slow-body clients).
+    pub body_read_timeout_ms: u64,
     /// Test networks only: addresses an onion proxy hop may reach although
     /// they are private or loopback (`onion.md` §4.2), e.g. a devnet's file server.
     pub onion_proxy_exempt: Vec<std::net::IpAddr>,
@@ -83,6 +87,7 @@ impl Default for NodeConfig {
             catchup_interval_ms: 30_000,
             registry_poll_ms: 5_000,
             publication_poll_ms: 60_000,
+            body_read_timeout_ms: 60_000,
             onion_proxy_exempt: Vec::new(),
         }
     }
@@ -155,6 +160,7 @@ impl NodeConfig {
             || self.catchup_interval_ms == 0
             || self.registry_poll_ms == 0
             || self.publication_poll_ms == 0
+            || self.body_read_timeout_ms == 0
         {
             return Err(ConfigError::Invalid("intervals must be positive".into()));
         }

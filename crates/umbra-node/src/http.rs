@@ -6,12 +6,13 @@
 //! but not the body, so a client announcing a large body and sending it a
 //! byte at a time would hold its connection for ever (slowloris). Every
 //! public route therefore reads its body under one overall deadline,
-//! [`body_read_timeout`] (60 s by default) counted from the end of the head;
+//! `body_read_timeout_ms` of the node's configuration ([`BODY_READ_TIMEOUT`]
+//! by default), counted from the end of the head;
 //! when it passes the request is answered `408` and the connection closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -32,35 +33,18 @@ use crate::peer;
 use crate::rpc::{self, Reply};
 use crate::state::Node;
 
-/// Default of [`body_read_timeout`].
+/// Default of `NodeConfig::body_read_timeout_ms`.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-static BODY_READ_TIMEOUT_MS: AtomicU64 = AtomicU64::new(60_000);
-
-/// The longest time a client may take to send a request body on the public
-/// port, counted from the end of the request head.
-pub fn body_read_timeout() -> Duration {
-    Duration::from_millis(BODY_READ_TIMEOUT_MS.load(Ordering::Relaxed))
-}
-
-/// Sets [`body_read_timeout`] for every node of this process (tests use a
-/// short one; production keeps [`BODY_READ_TIMEOUT`]).
-pub fn set_body_read_timeout(timeout: Duration) {
-    let ms = u64::try_from(timeout.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    BODY_READ_TIMEOUT_MS.store(ms, Ordering::Relaxed);
-}
-
-/// The body stream ended because [`body_read_timeout`] passed.
+/// The body stream ended because the body deadline passed.
 #[derive(Debug, thiserror::Error)]
 #[error("request body not received within {0:?}")]
 struct BodyTimeout(Duration);
 
 /// Middleware: hands the handler a body that fails once the deadline
 /// passes, and turns the handler's (body-read) failure into `408`.
-async fn body_deadline(request: Request, next: Next) -> Response {
-    let timeout = body_read_timeout();
+async fn body_deadline(State(node): State<Node>, request: Request, next: Next) -> Response {
+    let timeout = Duration::from_millis(node.config.body_read_timeout_ms);
     let deadline = tokio::time::Instant::now() + timeout;
     let expired = Arc::new(AtomicBool::new(false));
     let (parts, body) = request.into_parts();
@@ -190,7 +174,10 @@ pub fn public_router(node: Node) -> Router {
         .route(PATH_SINCE, post(peer::since))
         .route(PATH_PING, post(peer::ping))
         .route("/healthz", get(healthz))
-        .layer(axum::middleware::from_fn(body_deadline))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            body_deadline,
+        ))
         .with_state(node)
 }
 

@@ -356,10 +356,12 @@ async fn tls_to(addr: &NodeAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_do_not_starve_clients() {
-    // Bodies must arrive within 4 s here (60 s in production); no honest
-    // loopback body in this file takes a fraction of that.
-    umbra_node::http::set_body_read_timeout(Duration::from_secs(4));
-    let net = net(2).await;
+    // Bodies must arrive within 4 s on these nodes (60 s by default).
+    fn short_body_deadline(cfg: &mut NodeConfig) {
+        generous(cfg);
+        cfg.body_read_timeout_ms = 4_000;
+    }
+    let net = TestNet::start_with(2, short_body_deadline).await;
     let addr = net.node_addr(0);
     const EACH: usize = 64;
 
