@@ -3,7 +3,7 @@
 //! devnet, then downloaded by Bob.
 //!
 //! ```text
-//! cargo run --release -p umbra-client --example attachment_bench [-- SIZE_MB [NODES]]
+//! cargo run --release -p umbra-client --example attachment_bench [-- SIZE_MB [NODES [nosync]]]
 //! ```
 //!
 //! Prints, in MB/s of plaintext: the upload (`send_attachment`: read,
@@ -12,6 +12,8 @@
 //! (`download_attachment`: chunks fetched 3 at a time, each verified, then
 //! sealed locally) and the export of the decrypted file. Everything —
 //! nodes, file server, both clients — shares this machine's cores.
+//! `nosync` makes the file server skip its per-upload `fdatasync` (to
+//! show how much of the upload time is the disk's).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark binary")]
 
 use std::time::Instant;
@@ -53,17 +55,37 @@ fn client(devnet: &Devnet, dir: &std::path::Path, name: &str, seed: u8) -> Clien
     .unwrap()
 }
 
+/// CPU seconds (user + system) this process used so far, from
+/// `/proc/self/stat` (0 where unavailable): the figure that does not depend
+/// on what else the machine is running.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the line are the 12th and 13th after the name.
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let mb: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let nodes: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(6);
+    let durable = args.next().as_deref() != Some("nosync");
     let n = mb * 1_000_000;
     let dir = tempfile::tempdir().unwrap();
     let devnet = Devnet::up(DevnetOptions::in_process(nodes, dir.path().join("devnet")))
         .await
         .unwrap();
-    let fs = devnet.start_file_server().await.unwrap();
+    let fs = devnet
+        .start_file_server_with(|c| c.durable_writes = durable)
+        .await
+        .unwrap();
     let alice = client(&devnet, dir.path(), "alice", 0xa1);
     let bob = client(&devnet, dir.path(), "bob", 0xb0);
     let timeout = std::time::Duration::from_secs(60);
@@ -80,12 +102,13 @@ async fn main() {
     let digest = umbra_crypto::hash::sha256(&data);
     drop(data);
 
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), cpu_secs());
     let sent = alice
         .send_attachment(&bob.account_id(), &src, &SendOptions::default(), &|_| {})
         .await
         .unwrap();
     let up = t0.elapsed().as_secs_f64();
+    let up_cpu = cpu_secs() - c0;
 
     // Bob receives the message (the file is not fetched during sync).
     let m = loop {
@@ -94,9 +117,10 @@ async fn main() {
             break m;
         }
     };
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), cpu_secs());
     bob.download_attachment(m.id, 0, &|_| {}).await.unwrap();
     let down = t0.elapsed().as_secs_f64();
+    let down_cpu = cpu_secs() - c0;
     let out = dir.path().join("out.bin");
     let t0 = Instant::now();
     bob.export_attachment(m.id, 0, &out, &|_| {}).await.unwrap();
@@ -107,12 +131,25 @@ async fn main() {
     );
     let mbs = |s: f64| n as f64 / 1e6 / s;
     println!(
-        "{mb} MB, {} chunks, {nodes} nodes, 3-hop onion paths, loopback, {} cores",
+        "{mb} MB, {} chunks, {nodes} nodes, 3-hop onion paths, loopback, {} cores, file server {}",
         sent.chunks_uploaded,
-        std::thread::available_parallelism().map_or(0, |p| p.get())
+        std::thread::available_parallelism().map_or(0, |p| p.get()),
+        if durable {
+            "fdatasync per upload"
+        } else {
+            "without fdatasync"
+        }
     );
-    println!("upload   {up:7.2} s  {:7.1} MB/s", mbs(up));
-    println!("download {down:7.2} s  {:7.1} MB/s", mbs(down));
+    println!(
+        "upload   {up:7.2} s  {:7.1} MB/s   cpu {up_cpu:6.2} s ({:.1} MB per cpu-second)",
+        mbs(up),
+        mbs(up_cpu)
+    );
+    println!(
+        "download {down:7.2} s  {:7.1} MB/s   cpu {down_cpu:6.2} s ({:.1} MB per cpu-second)",
+        mbs(down),
+        mbs(down_cpu)
+    );
     println!("export   {export:7.2} s  {:7.1} MB/s", mbs(export));
     fs.handle.stop().await;
     devnet.down().await;

@@ -50,6 +50,8 @@ pub struct FileServerConfig {
     pub default_ttl_secs: u64,
     /// How often expired files are deleted.
     pub sweep_interval: Duration,
+    /// Sync every upload to disk before acknowledging it (default on).
+    pub durable_writes: bool,
 }
 
 impl FileServerConfig {
@@ -63,6 +65,7 @@ impl FileServerConfig {
             max_file_bytes: MAX_FILE_BODY,
             default_ttl_secs: DEFAULT_TTL_SECS,
             sweep_interval: Duration::from_secs(60),
+            durable_writes: true,
         }
     }
 }
@@ -304,7 +307,8 @@ pub async fn start(
     config: &FileServerConfig,
     keys: &Ed25519Keypair,
 ) -> Result<FileServerHandle, StartError> {
-    let store = FileStore::open(&config.data_dir, config.max_total_bytes)?;
+    let mut store = FileStore::open(&config.data_dir, config.max_total_bytes)?;
+    store.set_durable(config.durable_writes);
     let server = Arc::new(FileServer::new(keys, store, config));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
