@@ -71,9 +71,9 @@ fn instance_dir(dir: &Path, k: usize) -> std::path::PathBuf {
 
 impl Plan {
     fn prepare(dir: &Path, o: &RegistriesOptions) -> Result<Plan, DevnetError> {
-        if o.count == 0 || o.threshold == 0 || o.threshold > o.count {
+        if o.count == 0 || o.threshold * 2 <= o.count || o.threshold > o.count {
             return Err(DevnetError::Invalid(format!(
-                "threshold {} of {} registry instances",
+                "threshold {} of {} registry instances (it must be a majority, at most the count)",
                 o.threshold, o.count
             )));
         }

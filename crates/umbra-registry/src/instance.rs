@@ -65,6 +65,17 @@ pub enum StartError {
     /// This instance's key is not one of the network's pinned registry keys.
     #[error("the registry key {0} is not pinned by the network configuration")]
     NotPinned(String),
+    /// The threshold is not a majority of the pinned registry keys, so two
+    /// different documents of one epoch could both be signed.
+    #[error(
+        "threshold {threshold} of {keys} registry keys is not a majority: two documents of one epoch could both be signed"
+    )]
+    NotMajority {
+        /// The network's threshold.
+        threshold: usize,
+        /// How many registry keys the network pins.
+        keys: usize,
+    },
     /// The key file.
     #[error(transparent)]
     Key(#[from] umbra_node::keyfile::KeyFileError),
@@ -583,11 +594,12 @@ pub async fn start(
         return Err(StartError::NotPinned(hex::encode(key.public().as_bytes())));
     }
     if registry_config.threshold() * 2 <= registry_config.pinned_keys().len() {
-        tracing::warn!(
-            threshold = registry_config.threshold(),
-            keys = registry_config.pinned_keys().len(),
-            "the threshold is not a majority of the registry keys: two documents of one epoch could both be signed"
-        );
+        // Safety of the agreement (agreement.rs) rests on a majority: with
+        // fewer signatures two documents of one epoch could both complete.
+        return Err(StartError::NotMajority {
+            threshold: registry_config.threshold(),
+            keys: registry_config.pinned_keys().len(),
+        });
     }
     let peers: Vec<PublicationUrl> = network
         .registry_urls
