@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod events;
+pub mod groups;
 pub mod methods;
 pub mod rpc;
 pub mod server;

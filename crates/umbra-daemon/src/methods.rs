@@ -373,6 +373,8 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
             p.only(&[])?;
             Ok(shared.status_json())
         }
+        // Groups (issue 8): `group.*` in crate::groups.
+        m if crate::groups::GROUP_METHODS.contains(&m) => crate::groups::call(shared, m, p).await,
         _ => Err(
             RpcError::new(METHOD_NOT_FOUND, format!("method not found: {method:?}"))
                 .with_data(json!({"methods": METHODS})),
