@@ -667,18 +667,46 @@ impl Client {
         let mut report = SyncReport::default();
         let mut typing: std::collections::HashMap<AccountId, (u64, bool)> = Default::default();
         let store = self.profile.store();
-        self.net.ensure_ready(std::time::Duration::from_secs(30)).await?;
+        self.net
+            .ensure_ready(std::time::Duration::from_secs(30))
+            .await?;
         let members = self.net.swarm_of(&me).await?;
         let previous = store
             .blob(SYNC_NODE_BLOB)?
             .and_then(|b| String::from_utf8(b).ok());
-        let mut node = members
+        // A destination is never on the path carrying the request (onion.md
+        // §10.4): members on every ready path cannot be polled now. Among
+        // the others: the previous node, else one we hold a hash for, else any.
+        let paths = self.net.paths().await;
+        let usable: Vec<_> = members
             .iter()
-            .find(|n| previous.as_deref() == Some(hex::encode(n.ed25519.as_bytes()).as_str()))
-            .or_else(|| {
-                let i = crate::net::draw(members.len() as u64);
-                members.get(usize::try_from(i).unwrap_or(0))
+            .filter(|m| {
+                paths.is_empty()
+                    || paths
+                        .iter()
+                        .any(|p| p.iter().all(|n| n.ed25519 != m.ed25519))
             })
+            .collect();
+        let key_hex = |n: &umbra_proto::swarm::NodeRecord| hex::encode(n.ed25519.as_bytes());
+        let mut with_hash = Vec::new();
+        for n in &usable {
+            if store.last_hash(Namespace(0), &key_hex(n))?.is_some() {
+                with_hash.push(*n);
+            }
+        }
+        fn pick<'a>(
+            from: &[&'a umbra_proto::swarm::NodeRecord],
+        ) -> Option<&'a umbra_proto::swarm::NodeRecord> {
+            let i = crate::net::draw(from.len() as u64);
+            from.get(usize::try_from(i).unwrap_or(0)).copied()
+        }
+        let mut node = usable
+            .iter()
+            .copied()
+            .find(|n| previous.as_deref() == Some(key_hex(n).as_str()))
+            .or_else(|| pick(&with_hash))
+            .or_else(|| pick(&usable))
+            .or_else(|| members.first())
             .cloned()
             .ok_or(NetError::NoSwarm)?;
         let mut node_hex = hex::encode(node.ed25519.as_bytes());
@@ -696,11 +724,22 @@ impl Client {
                 params["last_hash"] = json!(h);
                 used_hash = true;
             }
-            let reply = match self
-                .net
-                .request_via(vec![node.clone()], "retrieve", params.clone(), Some(me))
-                .await
-            {
+            // In tiny networks the planner may draw a path holding `node`
+            // (no destination): draw again a few times before giving up.
+            let mut polled = Err(NetError::NoSwarm);
+            for _ in 0..6 {
+                polled = self
+                    .net
+                    .request_via(vec![node.clone()], "retrieve", params.clone(), Some(me))
+                    .await;
+                if !matches!(
+                    polled,
+                    Err(NetError::Path(umbra_proto::path::PathError::NoDestination))
+                ) {
+                    break;
+                }
+            }
+            let reply = match polled {
                 Ok(r) => r,
                 // That member is unreachable: any member, from the start.
                 Err(e) => {

@@ -210,7 +210,10 @@ fn attributes(s: &str) -> Vec<(String, String)> {
                 while i < b.len() && b[i] != q {
                     i += 1;
                 }
-                value = s[v0..i].to_string();
+                // An unterminated value (a cut-off page) is not used.
+                if i < b.len() {
+                    value = s[v0..i].to_string();
+                }
                 i += 1;
             } else {
                 let v0 = i;
@@ -237,7 +240,7 @@ fn clean_text(s: &str) -> String {
     while let Some(i) = rest.find('&') {
         decoded.push_str(&rest[..i]);
         rest = &rest[i..];
-        let entity_end = rest.get(..12).and_then(|h| h.find(';'));
+        let entity_end = rest.bytes().take(12).position(|b| b == b';');
         let replacement = entity_end.and_then(|e| decode_entity(&rest[1..e]));
         match (replacement, entity_end) {
             (Some(c), Some(e)) => {
@@ -456,6 +459,19 @@ mod tests {
         let mut page = vec![b' '; MAX_HTML_BYTES];
         page.extend_from_slice(b"<title>late</title>");
         assert_eq!(extract_title(&page), None);
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes (network input) never panic the scanners.
+        #[test]
+        fn scanners_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+                                text in "[<>&;#xa-z\\\"'=/: é]{0,200}") {
+            let _ = extract_title(&bytes);
+            let _ = extract_title(text.as_bytes());
+            let _ = extract_title(format!("<meta {text}><title>{text}").as_bytes());
+            let _ = first_https_url(&text);
+            let _ = first_https_url(&format!("https://{text}"));
+        }
     }
 
     #[test]

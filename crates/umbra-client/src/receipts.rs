@@ -88,7 +88,11 @@ pub fn take_due(
             changed |= !keep;
             return keep;
         }
-        if now_ms >= b.last_sent_ms.saturating_add(window_ms) || now_ms < b.last_sent_ms {
+        let never_sent = b.last_sent_ms == 0;
+        if never_sent
+            || now_ms >= b.last_sent_ms.saturating_add(window_ms)
+            || now_ms < b.last_sent_ms
+        {
             match peer.parse::<AccountId>() {
                 Ok(p) => due.push((p, std::mem::take(&mut b.pending))),
                 Err(_) => return false,

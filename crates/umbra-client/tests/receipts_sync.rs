@@ -236,7 +236,7 @@ async fn sync_downloads_only_what_follows_the_nodes_last_hash() {
     let next = sync_until_ts(&bob, &a_id, t).await;
     assert_eq!(next.retrieved, 1, "{next:?}");
 
-    // Exactly one member holds a hash: the one polled.
+    // The hashes are per node: the polled member(s) hold one.
     let store = bob.profile().store();
     let members = bob.network().swarm_of(&b_id).await.unwrap();
     let with_hash: Vec<String> = members
@@ -244,11 +244,13 @@ async fn sync_downloads_only_what_follows_the_nodes_last_hash() {
         .map(|m| hex::encode(m.ed25519.as_bytes()))
         .filter(|h| store.last_hash(Namespace(0), h).unwrap().is_some())
         .collect();
-    assert_eq!(with_hash.len(), 1, "{with_hash:?}");
+    assert!(!with_hash.is_empty());
 
-    // That node's hash gone (as for a node never polled): read from the
-    // start, nothing applied twice, then incremental again.
-    assert!(store.clear_last_hash(Namespace(0), &with_hash[0]).unwrap());
+    // Those hashes gone (as for nodes never polled): read from the start,
+    // nothing applied twice, then incremental again.
+    for h in &with_hash {
+        assert!(store.clear_last_hash(Namespace(0), h).unwrap());
+    }
     let fresh = bob.sync().await.unwrap();
     assert!(fresh.retrieved >= 6, "{fresh:?}");
     assert_eq!(fresh.new_messages, 0);
