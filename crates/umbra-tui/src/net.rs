@@ -155,6 +155,24 @@ impl Net {
                     Some(p) => store.messages(&p, None),
                     None => Ok(Vec::new()),
                 };
+                // Attachments (issue 9): shown after the text, with the
+                // timestamp `umbra download` takes.
+                let messages = messages.map(|mut list| {
+                    for m in &mut list {
+                        for a in c.attachments(m.id).unwrap_or_default() {
+                            if !m.text.is_empty() {
+                                m.text.push(' ');
+                            }
+                            m.text.push_str(&format!(
+                                "[attachment {}:{} {}]",
+                                m.timestamp_ms,
+                                a.index,
+                                a.describe()
+                            ));
+                        }
+                    }
+                    list
+                });
                 match (conversations, messages) {
                     (Ok(conversations), Ok(messages)) => self.send(NetEvent::Snapshot {
                         conversations,
