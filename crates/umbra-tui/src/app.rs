@@ -220,6 +220,15 @@ pub enum Cmd {
         /// The command to run, if one is set.
         command: Option<String>,
     },
+    /// Open attachment `index` of the message sent at `timestamp_ms` with
+    /// the system opener (issue 9): downloaded and verified if needed, a
+    /// decrypted copy in the profile handed to `$UMBRA_OPENER` or `xdg-open`.
+    OpenAttachment {
+        /// The message's timestamp.
+        timestamp_ms: u64,
+        /// The attachment's index.
+        index: usize,
+    },
 }
 
 /// The most notifications one poll raises (a burst is one poll).
@@ -886,6 +895,28 @@ impl App {
                     Vec::new()
                 }
             },
+            "open" => {
+                let parsed = args.first().and_then(|a| {
+                    let (t, i) = a.split_once(':').unwrap_or((a, "0"));
+                    Some((t.parse::<u64>().ok()?, i.parse::<usize>().ok()?))
+                });
+                match parsed {
+                    Some((timestamp_ms, index)) => {
+                        self.status = Some(format!("opening {timestamp_ms}:{index}…"));
+                        vec![Cmd::OpenAttachment {
+                            timestamp_ms,
+                            index,
+                        }]
+                    }
+                    None => {
+                        self.status = Some(
+                            "usage: /open <timestamp>[:<index>] (as shown in [attachment …])"
+                                .to_string(),
+                        );
+                        Vec::new()
+                    }
+                }
+            }
             "disappearing" => match parse_disappearing(args) {
                 Ok(setting) => {
                     self.status = Some(format!("disappearing messages: {}", d_text(setting)));
@@ -923,7 +954,7 @@ impl App {
             }
             _ => {
                 self.status = Some(format!(
-                    "unknown command /{name} (try /accept /decline /block /unblock /unsend /disappearing /retry /help)"
+                    "unknown command /{name} (try /accept /decline /block /unblock /unsend /open /disappearing /retry /help)"
                 ));
                 Vec::new()
             }

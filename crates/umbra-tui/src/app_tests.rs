@@ -285,6 +285,35 @@ fn slash_commands_become_commands() {
 }
 
 #[test]
+fn open_attachment_command() {
+    let mut app = open_bob();
+    typed(&mut app, "/open 1700000000123:1");
+    assert_eq!(
+        app.on_key(key(KeyCode::Enter)),
+        vec![Cmd::OpenAttachment {
+            timestamp_ms: 1_700_000_000_123,
+            index: 1
+        }]
+    );
+    typed(&mut app, "/open 1700000000123");
+    assert_eq!(
+        app.on_key(key(KeyCode::Enter)),
+        vec![Cmd::OpenAttachment {
+            timestamp_ms: 1_700_000_000_123,
+            index: 0
+        }]
+    );
+    for bad in ["/open", "/open x", "/open 17:y"] {
+        typed(&mut app, bad);
+        assert!(app.on_key(key(KeyCode::Enter)).is_empty(), "{bad}");
+        assert!(
+            app.status.as_deref().unwrap_or("").contains("usage"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
 fn bad_slash_commands_explain_and_send_nothing() {
     let mut app = open_bob();
     for bad in [

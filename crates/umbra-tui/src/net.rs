@@ -288,6 +288,23 @@ impl Net {
                 }
                 self.send(NetEvent::Settings(self.settings()));
             }
+            Cmd::OpenAttachment {
+                timestamp_ms,
+                index,
+            } => {
+                let r = async {
+                    let m = c
+                        .message_at(timestamp_ms)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("no message sent at {timestamp_ms}"))?;
+                    let path = c.open_copy(m.id, index).await.map_err(|e| e.to_string())?;
+                    let opener =
+                        std::env::var("UMBRA_OPENER").unwrap_or_else(|_| "xdg-open".to_string());
+                    run_detached(&[opener, path.display().to_string()]).await
+                }
+                .await;
+                self.done("opening the attachment", r);
+            }
             Cmd::Notify {
                 peer_short,
                 text,

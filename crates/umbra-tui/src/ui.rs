@@ -486,6 +486,7 @@ pub const HELP: &[&str] = &[
     "  PgUp/PgDn    scroll            Esc        back to the list",
     "  /accept /decline /block /unblock    message requests and blocking",
     "  /unsend <#timestamp>                delete your message for everyone",
+    "  /open <timestamp>[:<index>]         open an attachment with the system opener",
     "  /disappearing off | after-read [s] | after-send [s]",
     "  /retry                              resend the last failed message",
     "Message states: sending → sent → read (read only when both sides enable receipts).",
