@@ -15,6 +15,7 @@
 //! catchup_interval_ms = 30000
 //! registry_poll_ms = 5000
 //! publication_poll_ms = 60000
+//! registry_submit_ms = 600000     # resubmit this node's record to the registry instances
 //! body_read_timeout_ms = 60000
 //! ```
 
@@ -61,6 +62,10 @@ pub struct NodeConfig {
     /// How often the network's registry publication URLs are polled
     /// (`swarms.md` §3.3: 60 s).
     pub publication_poll_ms: u64,
+    /// How often the node resubmits its self-signed record to every
+    /// registry instance named by the publication URLs (issue 11); it also
+    /// submits at start, and retries failures sooner with backoff.
+    pub registry_submit_ms: u64,
     /// Longest time a client may take to send a request body on the public
     /// port, counted from the end of its head (bounds slow-body clients).
     pub body_read_timeout_ms: u64,
@@ -87,6 +92,7 @@ impl Default for NodeConfig {
             catchup_interval_ms: 30_000,
             registry_poll_ms: 5_000,
             publication_poll_ms: 60_000,
+            registry_submit_ms: 600_000,
             body_read_timeout_ms: 60_000,
             onion_proxy_exempt: Vec::new(),
         }
@@ -160,6 +166,7 @@ impl NodeConfig {
             || self.catchup_interval_ms == 0
             || self.registry_poll_ms == 0
             || self.publication_poll_ms == 0
+            || self.registry_submit_ms == 0
             || self.body_read_timeout_ms == 0
         {
             return Err(ConfigError::Invalid("intervals must be positive".into()));

@@ -246,6 +246,13 @@ pub async fn start(
             network.registry_urls.clone(),
             ms(config.publication_poll_ms),
         )),
+        tokio::spawn(crate::registry::submit_own_record(
+            node.clone(),
+            network.registry_urls.clone(),
+            config.announced_ip(),
+            addr.port(),
+            ms(config.registry_submit_ms),
+        )),
     ];
     tracing::info!(%addr, key = %hex::encode(&node.public().as_bytes()[..4]), "umbrad started");
     Ok(NodeHandle {

@@ -13,6 +13,11 @@
 //! fragment is never sent. The document fetched there is verified like any
 //! other (§3.2: threshold signatures against the pinned key set, chain,
 //! epoch), so the URL only has to reach an instance, not be trusted.
+//!
+//! Self-registration (issue 11): [`submit_record`] sends a node's
+//! self-signed record to an instance (`POST /registry/v1/node`, §8.2
+//! headers signed by the record's own key), and [`submit_own_record`] is the
+//! task by which a node keeps its record at every instance of its network.
 
 use std::sync::Arc;
 
@@ -105,6 +110,145 @@ pub async fn poll_publications(
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// The record submission path of a registry instance.
+pub const PATH_SUBMIT: &str = "/registry/v1/node";
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The instance could not be reached.
+    #[error(transparent)]
+    Transport(#[from] umbra_transport::TransportError),
+    /// The instance refused the record.
+    #[error("the registry instance answered {status}: {text}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Its text.
+        text: String,
+    },
+}
+
+/// Submits `record` to the instance at `url`, signed by the node's key
+/// (`swarms.md` §8.2 headers over `POST /registry/v1/node`). Returns the
+/// instance's answer text.
+pub async fn submit_record(
+    client: &umbra_transport::NodeClient,
+    url: &PublicationUrl,
+    node_key: &umbra_crypto::Ed25519Keypair,
+    record: &NodeRecord,
+    now_ms: u64,
+) -> Result<String, SubmitError> {
+    use umbra_proto::rpc::node_req::NodeRequestAuth;
+    let body = record.encode();
+    let auth = NodeRequestAuth::sign(node_key, "POST", PATH_SUBMIT, 0, now_ms, &body);
+    let mut req = umbra_transport::Request::post(PATH_SUBMIT, bytes::Bytes::from(body))?
+        .timeout(std::time::Duration::from_secs(10));
+    for (name, value) in auth.headers() {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::try_from(name),
+            http::HeaderValue::try_from(value),
+        ) {
+            req = req.header(n, v);
+        }
+    }
+    let resp = client
+        .send(&umbra_transport::NodeAddr::new(url.addr, url.key), req)
+        .await?;
+    let text = String::from_utf8_lossy(&resp.body).into_owned();
+    if resp.status == 200 {
+        Ok(text)
+    } else {
+        Err(SubmitError::Refused {
+            status: resp.status.as_u16(),
+            text,
+        })
+    }
+}
+
+/// First retry delay after a failed submission; it doubles up to the
+/// refresh period (at most [`SUBMIT_BACKOFF_MAX`]).
+pub const SUBMIT_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(500);
+/// Longest retry delay after failed submissions.
+pub const SUBMIT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The node's self-registration task: signs its record (`ipv4`, the bound
+/// HTTPS `port`, this build's version) and submits it to every registry
+/// instance named by `urls`, at once, then again every `refresh`. A failed
+/// submission is retried after a delay doubling from
+/// [`SUBMIT_BACKOFF_MIN`] (capped by `refresh` and [`SUBMIT_BACKOFF_MAX`]).
+/// The address is fixed for the life of the process; a node restarted with
+/// a new address or port submits its new record at start. Does nothing when
+/// `urls` is empty; logs a warning and stops when no IPv4 is announced.
+pub async fn submit_own_record(
+    node: crate::state::Node,
+    urls: Vec<String>,
+    ipv4: Option<std::net::Ipv4Addr>,
+    port: u16,
+    refresh: std::time::Duration,
+) {
+    let parsed: Vec<PublicationUrl> = urls
+        .iter()
+        .filter_map(|u| PublicationUrl::parse(u))
+        .collect();
+    if parsed.is_empty() {
+        return;
+    }
+    let Some(ip) = ipv4 else {
+        tracing::warn!(
+            "not submitting a registry record: set public_ip (the listen address is unspecified)"
+        );
+        return;
+    };
+    let v = crate::rpc::VERSION;
+    let record = match NodeRecord::sign(
+        &node.keys,
+        ip,
+        port,
+        [v[0].into(), v[1].into(), v[2].into()],
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot sign this node's registry record");
+            return;
+        }
+    };
+    let backoff_max = refresh.min(SUBMIT_BACKOFF_MAX).max(SUBMIT_BACKOFF_MIN);
+    futures::future::join_all(parsed.into_iter().map(|u| {
+        let node = node.clone();
+        let record = record.clone();
+        async move {
+            let mut delay = SUBMIT_BACKOFF_MIN;
+            let mut failures = 0u32;
+            loop {
+                match submit_record(&node.peers, &u, &node.keys, &record, node.now_ms()).await {
+                    Ok(answer) => {
+                        if failures > 0 {
+                            tracing::info!(instance = %u.addr, failures, "registry record submitted after retries");
+                        }
+                        tracing::debug!(instance = %u.addr, %ip, port, answer = %answer, "registry record submitted");
+                        failures = 0;
+                        delay = SUBMIT_BACKOFF_MIN;
+                        tokio::time::sleep(refresh).await;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        if failures == 1 || failures.is_power_of_two() {
+                            tracing::warn!(instance = %u.addr, error = %e, failures, "registry record submission failed; retrying");
+                        } else {
+                            tracing::debug!(instance = %u.addr, error = %e, failures, "registry record submission failed");
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(backoff_max);
+                    }
+                }
+            }
+        }
+    }))
+    .await;
 }
 
 /// An epoch change: what the node held before and what it holds now.

@@ -48,7 +48,10 @@ pub const PATH_CURRENT: &str = "/registry/v1/current";
 /// The peer state path.
 pub const PATH_STATE: &str = "/registry/v1/state";
 /// The record submission path.
-pub const PATH_SUBMIT: &str = "/registry/v1/node";
+pub use umbra_node::registry::PATH_SUBMIT;
+/// The node-side submission (it lives in umbra-node, which nodes run and
+/// which this crate depends on).
+pub use umbra_node::registry::{SubmitError, submit_record};
 /// Tolerated clock difference between instances for a candidate's `issued_at`.
 pub const ISSUE_SKEW_MS: u64 = 60_000;
 
@@ -688,54 +691,4 @@ pub async fn start(
         server,
         tasks: vec![health, rounds],
     })
-}
-
-/// Submits `record` to the instance at `url`, signed by the node's key
-/// (`swarms.md` §8.2 headers over `POST /registry/v1/node`). Returns the
-/// instance's answer text.
-pub async fn submit_record(
-    client: &NodeClient,
-    url: &PublicationUrl,
-    node_key: &Ed25519Keypair,
-    record: &NodeRecord,
-    now_ms: u64,
-) -> Result<String, SubmitError> {
-    let body = record.encode();
-    let auth = NodeRequestAuth::sign(node_key, "POST", PATH_SUBMIT, 0, now_ms, &body);
-    let mut req = Request::post(PATH_SUBMIT, Bytes::from(body))?;
-    for (name, value) in auth.headers() {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::try_from(name),
-            http::HeaderValue::try_from(value),
-        ) {
-            req = req.header(n, v);
-        }
-    }
-    let resp = client.send(&NodeAddr::new(url.addr, url.key), req).await?;
-    let text = String::from_utf8_lossy(&resp.body).into_owned();
-    if resp.status == 200 {
-        Ok(text)
-    } else {
-        Err(SubmitError::Refused {
-            status: resp.status.as_u16(),
-            text,
-        })
-    }
-}
-
-/// Why a submission failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SubmitError {
-    /// The instance could not be reached.
-    #[error(transparent)]
-    Transport(#[from] umbra_transport::TransportError),
-    /// The instance refused the record.
-    #[error("the registry instance answered {status}: {text}")]
-    Refused {
-        /// HTTP status.
-        status: u16,
-        /// Its text.
-        text: String,
-    },
 }
