@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use umbra_client::client::Client;
 use umbra_client::profile::Profile;
-use umbra_devnet::{Devnet, DevnetOptions};
 use umbra_proto::group::{ExpandRng, GroupState};
 use umbra_proto::identity::{AccountId, AccountKeys};
 use umbra_proto::mnemonic::AccountSeed;
@@ -29,23 +28,7 @@ use umbra_proto::network::NetworkConfig;
 use umbra_proto::path::PathConfig;
 
 fn start_devnet(dir: PathBuf) -> NetworkConfig {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("devnet runtime");
-        rt.block_on(async move {
-            let net = Devnet::up(DevnetOptions::in_process(8, dir))
-                .await
-                .expect("devnet");
-            tx.send(net.network().clone()).expect("main thread");
-            let _net = net;
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().expect("devnet thread")
+    umbra_devnet::shared::background(8, dir).expect("devnet")
 }
 
 fn client(dir: &std::path::Path, name: &str, net: &NetworkConfig) -> Client {

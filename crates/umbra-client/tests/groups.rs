@@ -16,100 +16,31 @@
     reason = "integration test: a panic is a test failure"
 )]
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use umbra_client::client::{Client, ClientError};
-use umbra_client::profile::Profile;
 use umbra_client::store::DisappearingMode;
-use umbra_devnet::{Devnet, DevnetOptions};
 use umbra_proto::group::control::Notice;
 use umbra_proto::identity::AccountId;
 use umbra_proto::message::Content;
 use umbra_proto::message::protos::DataMessage;
-use umbra_proto::mnemonic::AccountSeed;
 use umbra_proto::network::NetworkConfig;
-use umbra_proto::path::PathConfig;
 use umbra_proto::rpc::Namespace;
 
 const EVENT_TIMEOUT: Duration = Duration::from_secs(45);
 
+mod common;
+
+use common::{Accounts, wait_until};
+
 fn network() -> &'static NetworkConfig {
-    static NET: OnceLock<NetworkConfig> = OnceLock::new();
-    NET.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("umbra-client-groups-devnet");
-        let _ = std::fs::remove_dir_all(&dir);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("devnet runtime");
-            rt.block_on(async move {
-                match Devnet::up(DevnetOptions::in_process(8, dir)).await {
-                    Ok(net) => {
-                        tx.send(Ok(net.network().clone())).expect("test thread");
-                        let _net = net;
-                        std::future::pending::<()>().await;
-                    }
-                    Err(e) => tx.send(Err(e.to_string())).expect("test thread"),
-                }
-            });
-        });
-        rx.recv()
-            .expect("devnet thread")
-            .unwrap_or_else(|e| panic!("devnet failed to start: {e}"))
-    })
-}
-
-struct Accounts {
-    dir: tempfile::TempDir,
-}
-
-impl Accounts {
-    fn new() -> Self {
-        Accounts {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn client(&self, name: &str) -> Client {
-        let seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
-        let profile = Profile::create(&self.dir.path().join(name), &seed, None).unwrap();
-        Client::open(
-            profile,
-            network().clone(),
-            PathConfig::default().with_min_usable_nodes(4),
-        )
-        .unwrap()
-    }
+    common::devnet("umbra-client-groups-devnet", 8)
 }
 
 /// Waits until each client has node lists and paths.
 async fn ready(clients: &[&Client]) {
     for c in clients {
         c.network().ensure_ready(EVENT_TIMEOUT).await.unwrap();
-    }
-}
-
-async fn wait_until<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {EVENT_TIMEOUT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -125,19 +56,23 @@ fn texts(c: &Client, group: &AccountId) -> Vec<String> {
 
 /// Syncs `c` (1:1 and groups) until the group conversation holds a message containing `needle`.
 async fn sync_until_text(c: &Client, group: &AccountId, needle: &str) {
-    wait_until(&format!("{needle:?} in the group"), || async {
-        c.sync().await.unwrap();
-        texts(c, group)
-            .iter()
-            .any(|t| t.contains(needle))
-            .then_some(())
-    })
+    wait_until(
+        &format!("{needle:?} in the group"),
+        EVENT_TIMEOUT,
+        || async {
+            c.sync().await.unwrap();
+            texts(c, group)
+                .iter()
+                .any(|t| t.contains(needle))
+                .then_some(())
+        },
+    )
     .await
 }
 
 /// Syncs `c` until it holds an invite to `group` (a message request), then accepts it.
 async fn join(c: &Client, group: &AccountId) {
-    wait_until("the invite", || async {
+    wait_until("the invite", EVENT_TIMEOUT, || async {
         c.sync().await.unwrap();
         c.group_invites()
             .unwrap()
@@ -166,7 +101,7 @@ async fn sync_until_info(
     what: &str,
     pred: impl Fn(&umbra_client::groups::GroupView) -> bool,
 ) {
-    wait_until(what, || async {
+    wait_until(what, EVENT_TIMEOUT, || async {
         c.sync().await.unwrap();
         pred(&c.group_info(group).unwrap()).then_some(())
     })
@@ -175,7 +110,7 @@ async fn sync_until_info(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let alice = accts.client("alice");
     let bob = accts.client("bob");
     let carol = accts.client("carol");
@@ -316,7 +251,7 @@ async fn lifecycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_replayed() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let alice = accts.client("alice");
     let bob = accts.client("bob");
     let carol = accts.client("carol");

@@ -20,25 +20,20 @@
 )]
 
 use std::cell::Cell;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use umbra_client::client::{Client, ClientError};
-use umbra_client::profile::Profile;
 use umbra_client::store::{Direction, Disappearing, DisappearingMode, MessageStatus};
-use umbra_devnet::{Devnet, DevnetOptions};
 use umbra_proto::identity::{AccountId, AccountKeys};
 use umbra_proto::message::protos::{DataMessage, UnsendRequest, typing_message};
 use umbra_proto::message::{Content, Opened, open_envelope, seal_content};
 use umbra_proto::mnemonic::AccountSeed;
 use umbra_proto::network::NetworkConfig;
-use umbra_proto::path::PathConfig;
 use umbra_transport::{NodeAddr, NodeClient};
 
 /// How long any one network event may take to show up.
@@ -46,88 +41,16 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ----- the shared devnet -----
 
+mod common;
+
+use common::{Accounts, wait_until};
+
 /// The network configuration of the devnet shared by every test here.
 fn network() -> &'static NetworkConfig {
-    static NET: OnceLock<NetworkConfig> = OnceLock::new();
-    NET.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("umbra-client-messaging-devnet");
-        let _ = std::fs::remove_dir_all(&dir);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("devnet runtime");
-            rt.block_on(async move {
-                match Devnet::up(DevnetOptions::in_process(8, dir)).await {
-                    Ok(net) => {
-                        tx.send(Ok(net.network().clone())).expect("test thread");
-                        // Keep the nodes (tasks of this runtime) alive until
-                        // the test process exits.
-                        let _net = net;
-                        std::future::pending::<()>().await;
-                    }
-                    Err(e) => tx.send(Err(e.to_string())).expect("test thread"),
-                }
-            });
-        });
-        rx.recv()
-            .expect("devnet thread")
-            .unwrap_or_else(|e| panic!("devnet failed to start: {e}"))
-    })
-}
-
-/// Fresh accounts of one test: their profile directories live as long as this.
-struct Accounts {
-    dir: tempfile::TempDir,
-}
-
-impl Accounts {
-    fn new() -> Self {
-        Accounts {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// A client for `seed` in profile directory `name`.
-    fn client_for(&self, name: &str, seed: &AccountSeed) -> Client {
-        let profile = Profile::create(&self.dir.path().join(name), seed, None).unwrap();
-        Client::open(
-            profile,
-            network().clone(),
-            PathConfig::default().with_min_usable_nodes(4),
-        )
-        .unwrap()
-    }
-
-    /// A client of a new random account.
-    fn client(&self, name: &str) -> Client {
-        let seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
-        self.client_for(name, &seed)
-    }
+    common::devnet("umbra-client-messaging-devnet", 8)
 }
 
 // ----- helpers -----
-
-/// Polls `f` every 200 ms until it yields `Some`, failing the test after `timeout`.
-async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// Syncs `c` until its conversation with `peer` holds a message that
 /// satisfies `pred`; returns that message's timestamp and swarm hash.
@@ -323,7 +246,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_accept_decline_block_unblock() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let (alice, bob, carol) = (
         accts.client("alice"),
         accts.client("bob"),
@@ -575,7 +498,7 @@ fn status_of(c: &Client, peer: &AccountId, t: u64) -> MessageStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_receipts_off_by_default_and_both_ways() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
     approved_pair(&alice, &bob).await;
@@ -665,7 +588,7 @@ async fn read_receipts_off_by_default_and_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_indicators() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let (alice, bob, carol) = (
         accts.client("alice"),
         accts.client("bob"),
@@ -758,7 +681,7 @@ async fn typing_indicators() {
 /// messages live 20 s on the swarm) is not shown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_indicator_stale_started_is_not_shown() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (_a_id, b_id) = (alice.account_id(), bob.account_id());
     approved_pair(&alice, &bob).await;
@@ -792,7 +715,7 @@ async fn typing_indicator_stale_started_is_not_shown() {
 /// both arrive in the same sync.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_indicator_stopped_in_the_same_sync_clears_it() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
     approved_pair(&alice, &bob).await;
@@ -856,7 +779,7 @@ async fn typing_indicator_stopped_in_the_same_sync_clears_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disappearing_after_send_and_after_read() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
     approved_pair(&alice, &bob).await;
@@ -1000,7 +923,7 @@ async fn disappearing_after_send_and_after_read() {
 /// `expires_at` = its swarm expiration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_read_on_one_device_is_read_on_the_other() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let bob_seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
     let (alice, bob) = (accts.client("alice"), accts.client_for("bob", &bob_seed));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
@@ -1051,7 +974,7 @@ async fn after_read_on_one_device_is_read_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsend_and_forged_unsend() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let (alice, bob, carol) = (
         accts.client("alice"),
         accts.client("bob"),
@@ -1174,7 +1097,7 @@ async fn unsend_and_forged_unsend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_device_from_the_same_seed() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
     let alice = accts.client_for("alice", &seed);
     let bob = accts.client("bob");
@@ -1331,7 +1254,7 @@ async fn second_device_from_the_same_seed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dedup_sync_twice_and_double_delivery() {
-    let accts = Accounts::new();
+    let accts = Accounts::new(network());
     let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
 

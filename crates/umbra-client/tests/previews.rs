@@ -14,25 +14,20 @@
     reason = "integration test: a panic is a test failure"
 )]
 
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use umbra_client::client::Client;
 use umbra_client::preview::{self, LinkPreview};
-use umbra_client::profile::Profile;
 use umbra_client::store::Message;
-use umbra_devnet::{Devnet, DevnetOptions};
 use umbra_node::fetch::{FetchPolicy, USER_AGENT};
 use umbra_proto::identity::AccountId;
-use umbra_proto::mnemonic::AccountSeed;
 use umbra_proto::network::NetworkConfig;
-use umbra_proto::path::PathConfig;
 
 const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The site's address: exempted by every node of this devnet only.
@@ -43,7 +38,7 @@ struct Shared {
     tls: Arc<rustls::ServerConfig>,
 }
 
-/// The devnet (on its own runtime, as in `messaging.rs`) and the site's
+/// The devnet (on its own runtime: `umbra_devnet::shared`) and the site's
 /// TLS configuration, whose certificate every node trusts.
 fn shared() -> &'static Shared {
     static S: OnceLock<Shared> = OnceLock::new();
@@ -59,39 +54,20 @@ fn shared() -> &'static Shared {
             .unwrap();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("umbra-client-previews-devnet");
         let _ = std::fs::remove_dir_all(&dir);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("devnet runtime");
-            rt.block_on(async move {
-                match Devnet::up(DevnetOptions::in_process(6, dir)).await {
-                    Ok(net) => {
-                        for i in 0..net.len() {
-                            let node = &net.handle(i).expect("in-process node").node;
-                            umbra_node::fetch::set_policy(
-                                node,
-                                FetchPolicy {
-                                    exempt: vec![SITE_IP.into()],
-                                    extra_roots: vec![der.clone()],
-                                    ..FetchPolicy::default()
-                                },
-                            );
-                        }
-                        tx.send(Ok(net.network().clone())).expect("test thread");
-                        let _net = net;
-                        std::future::pending::<()>().await;
-                    }
-                    Err(e) => tx.send(Err(e.to_string())).expect("test thread"),
-                }
-            });
-        });
-        let network = rx
-            .recv()
-            .expect("devnet thread")
-            .unwrap_or_else(|e| panic!("devnet failed to start: {e}"));
+        let network = umbra_devnet::shared::background_with(6, dir, move |net| {
+            for i in 0..net.len() {
+                let node = &net.handle(i).expect("in-process node").node;
+                umbra_node::fetch::set_policy(
+                    node,
+                    FetchPolicy {
+                        exempt: vec![SITE_IP.into()],
+                        extra_roots: vec![der.clone()],
+                        ..FetchPolicy::default()
+                    },
+                );
+            }
+        })
+        .unwrap_or_else(|e| panic!("devnet failed to start: {e}"));
         Shared {
             network,
             tls: Arc::new(tls),
@@ -99,16 +75,9 @@ fn shared() -> &'static Shared {
     })
 }
 
-fn client(dir: &tempfile::TempDir, name: &str) -> Client {
-    let seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
-    let profile = Profile::create(&dir.path().join(name), &seed, None).unwrap();
-    Client::open(
-        profile,
-        shared().network.clone(),
-        PathConfig::default().with_min_usable_nodes(4),
-    )
-    .unwrap()
-}
+mod common;
+
+use common::{Accounts, wait_until};
 
 /// One request the site saw: path and `User-Agent`.
 type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
@@ -174,24 +143,9 @@ fn article(path: &str) -> (&'static str, String) {
     }
 }
 
-async fn wait_until<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Syncs `c` until its conversation with `peer` has a message with `text`.
 async fn received(c: &Client, peer: &AccountId, text: &str) -> Message {
-    wait_until(text, || async {
+    wait_until(text, EVENT_TIMEOUT, || async {
         c.sync().await.ok()?;
         c.profile()
             .store()
@@ -205,8 +159,8 @@ async fn received(c: &Client, peer: &AccountId, text: &str) -> Message {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_is_fetched_by_a_node_and_reaches_the_recipient() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, bob) = (client(&dir, "alice"), client(&dir, "bob"));
+    let accts = Accounts::new(&shared().network);
+    let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (addr, seen) = site(article).await;
     alice.profile().store().set_link_previews(true).unwrap();
     alice.network().ensure_ready(EVENT_TIMEOUT).await.unwrap();
@@ -272,8 +226,8 @@ async fn preview_is_fetched_by_a_node_and_reaches_the_recipient() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn previews_off_fetch_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, bob) = (client(&dir, "alice"), client(&dir, "bob"));
+    let accts = Accounts::new(&shared().network);
+    let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (addr, seen) = site(article).await;
     assert!(
         !alice.profile().store().link_previews().unwrap(),

@@ -14,77 +14,23 @@
 )]
 
 use std::cell::Cell;
-use std::future::Future;
-use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use umbra_client::client::{Client, SyncReport};
-use umbra_client::profile::Profile;
 use umbra_client::receipts;
 use umbra_client::store::MessageStatus;
-use umbra_devnet::{Devnet, DevnetOptions};
 use umbra_proto::identity::AccountId;
-use umbra_proto::mnemonic::AccountSeed;
 use umbra_proto::network::NetworkConfig;
-use umbra_proto::path::PathConfig;
 use umbra_proto::rpc::Namespace;
 
 const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
+mod common;
+
+use common::{Accounts, wait_until};
+
 fn network() -> &'static NetworkConfig {
-    static NET: OnceLock<NetworkConfig> = OnceLock::new();
-    NET.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("umbra-client-receipts-devnet");
-        let _ = std::fs::remove_dir_all(&dir);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("devnet runtime");
-            rt.block_on(async move {
-                match Devnet::up(DevnetOptions::in_process(6, dir)).await {
-                    Ok(net) => {
-                        tx.send(Ok(net.network().clone())).expect("test thread");
-                        let _net = net;
-                        std::future::pending::<()>().await;
-                    }
-                    Err(e) => tx.send(Err(e.to_string())).expect("test thread"),
-                }
-            });
-        });
-        rx.recv()
-            .expect("devnet thread")
-            .unwrap_or_else(|e| panic!("devnet failed to start: {e}"))
-    })
-}
-
-fn client(dir: &tempfile::TempDir, name: &str) -> Client {
-    let seed = AccountSeed::new_umbra(&umbra_crypto::random_bytes::<32>());
-    let profile = Profile::create(&dir.path().join(name), &seed, None).unwrap();
-    Client::open(
-        profile,
-        network().clone(),
-        PathConfig::default().with_min_usable_nodes(4),
-    )
-    .unwrap()
-}
-
-async fn wait_until<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::devnet("umbra-client-receipts-devnet", 6)
 }
 
 /// Syncs `c` until its conversation with `peer` has a message sent at `t`;
@@ -92,7 +38,7 @@ where
 async fn sync_until_ts(c: &Client, peer: &AccountId, t: u64) -> SyncReport {
     let retrieved = Cell::new(0);
     let new_messages = Cell::new(0);
-    wait_until("a message", || async {
+    wait_until("a message", EVENT_TIMEOUT, || async {
         let r = c.sync().await.unwrap();
         retrieved.set(retrieved.get() + r.retrieved);
         new_messages.set(new_messages.get() + r.new_messages);
@@ -125,8 +71,8 @@ fn status_of(c: &Client, peer: &AccountId, t: u64) -> MessageStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_are_batched_per_window() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, bob) = (client(&dir, "alice"), client(&dir, "bob"));
+    let accts = Accounts::new(network());
+    let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
     alice.profile().store().set_read_receipts(true).unwrap();
     bob.profile().store().set_read_receipts(true).unwrap();
@@ -134,7 +80,7 @@ async fn receipts_are_batched_per_window() {
     let hello = alice.send_text(&b_id, "hello").await.unwrap();
     sync_until_ts(&bob, &a_id, hello.timestamp_ms).await;
     bob.accept(&a_id).await.unwrap();
-    wait_until("the accept", || async {
+    wait_until("the accept", EVENT_TIMEOUT, || async {
         alice.sync().await.unwrap();
         alice
             .profile()
@@ -155,7 +101,7 @@ async fn receipts_are_batched_per_window() {
             .is_empty()
     );
     let receipts_at_alice = Cell::new(0);
-    wait_until("the first receipt", || async {
+    wait_until("the first receipt", EVENT_TIMEOUT, || async {
         receipts_at_alice.set(receipts_at_alice.get() + alice.sync().await.unwrap().receipts);
         (status_of(&alice, &b_id, hello.timestamp_ms) == MessageStatus::Read).then_some(())
     })
@@ -190,7 +136,7 @@ async fn receipts_are_batched_per_window() {
             .is_empty()
     );
     let applied = Cell::new(0);
-    wait_until("m2 and m3 read", || async {
+    wait_until("m2 and m3 read", EVENT_TIMEOUT, || async {
         applied.set(applied.get() + alice.sync().await.unwrap().receipts);
         (status_of(&alice, &b_id, m2.timestamp_ms) == MessageStatus::Read
             && status_of(&alice, &b_id, m3.timestamp_ms) == MessageStatus::Read)
@@ -208,8 +154,8 @@ async fn receipts_are_batched_per_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_downloads_only_what_follows_the_nodes_last_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let (alice, bob) = (client(&dir, "alice"), client(&dir, "bob"));
+    let accts = Accounts::new(network());
+    let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
     let mut last = 0;
     for i in 0..5 {

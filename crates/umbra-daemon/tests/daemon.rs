@@ -29,7 +29,6 @@ use umbra_daemon::rpc::{
     INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, OPERATION_FAILED, PARSE_ERROR,
 };
 use umbra_daemon::{CallError, Connection, DaemonError, ServeOptions, serve_with_options};
-use umbra_devnet::{Devnet, DevnetOptions};
 use umbra_proto::mnemonic::AccountSeed;
 use umbra_proto::network::NetworkConfig;
 use umbra_proto::path::PathConfig;
@@ -43,26 +42,7 @@ fn network() -> &'static NetworkConfig {
     NET.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("umbra-daemon-devnet");
         let _ = std::fs::remove_dir_all(&dir);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("devnet runtime");
-            rt.block_on(async move {
-                match Devnet::up(DevnetOptions::in_process(8, dir)).await {
-                    Ok(net) => {
-                        tx.send(Ok(net.network().clone())).expect("test thread");
-                        let _net = net;
-                        std::future::pending::<()>().await;
-                    }
-                    Err(e) => tx.send(Err(e.to_string())).expect("test thread"),
-                }
-            });
-        });
-        rx.recv()
-            .expect("devnet thread")
+        umbra_devnet::shared::background(8, dir)
             .unwrap_or_else(|e| panic!("devnet failed to start: {e}"))
     })
 }

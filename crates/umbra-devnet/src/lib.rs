@@ -12,6 +12,7 @@
 
 pub mod fileserver;
 pub mod registries;
+pub mod shared;
 pub mod sim;
 
 use std::net::{Ipv4Addr, SocketAddr};
