@@ -19,7 +19,88 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use umbra_client::client::TYPING_SHOW_MS;
 use umbra_client::store::{Conversation, Direction, Disappearing, DisappearingMode, Message};
-use umbra_proto::identity::AccountId;
+use umbra_proto::identity::{AccountId, IdPrefix};
+
+/// Whether `peer` is a group (a `03` ID, issue 8): its conversation sends
+/// with the group path and its request is a group invite.
+pub fn is_group(peer: &AccountId) -> bool {
+    peer.prefix() == IdPrefix::Group
+}
+
+/// A `/group` operation (issue 8), carried out by the network side with the
+/// client's group methods; answered by [`NetEvent::Done`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupOp {
+    /// Create a group and invite members.
+    Create {
+        /// The name.
+        name: String,
+        /// The `05` accounts invited.
+        members: Vec<AccountId>,
+    },
+    /// Add members (admins only).
+    Add {
+        /// The group.
+        group: AccountId,
+        /// The `05` accounts.
+        members: Vec<AccountId>,
+    },
+    /// Remove members (admins only).
+    Remove {
+        /// The group.
+        group: AccountId,
+        /// The `05` accounts.
+        members: Vec<AccountId>,
+    },
+    /// Leave the group.
+    Leave(AccountId),
+    /// Rename the group (admins only).
+    Rename {
+        /// The group.
+        group: AccountId,
+        /// The new name.
+        name: String,
+    },
+    /// Show the group's name and roster on the status line.
+    Info(AccountId),
+}
+
+/// A group's info for the status line: name, role, members (short IDs,
+/// `*` admin, `?` invited), timer.
+pub fn group_info_text(v: &umbra_client::groups::GroupView) -> String {
+    let members: Vec<String> = v
+        .members
+        .iter()
+        .map(|m| {
+            let mark = match (m.admin, m.joined) {
+                (true, _) => "*",
+                (false, false) => "?",
+                (false, true) => "",
+            };
+            format!("{}{mark}", m.id.short())
+        })
+        .collect();
+    let mut out = format!(
+        "group {:?}{}: {} member(s): {}",
+        v.name,
+        if v.is_admin { " (admin)" } else { "" },
+        v.members.len(),
+        members.join(", ")
+    );
+    if v.timer_s > 0 {
+        out.push_str(&format!(
+            "; messages disappear {} after send",
+            duration_text(v.timer_s)
+        ));
+    }
+    if v.removed {
+        out.push_str("; you were removed");
+    }
+    out
+}
+
+/// The `/group` usage line.
+pub const GROUP_USAGE: &str = "usage: /group create NAME [ID…] | add ID… | remove ID… | leave | rename NAME | info (in a group)";
 
 /// Poll interval while a conversation is open (ms).
 pub const POLL_ACTIVE_MS: u64 = 2_000;
@@ -149,6 +230,22 @@ impl Settings {
 /// [`NetEvent`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
+    /// Send a text message to a group (issue 8, `send_group_text`);
+    /// answered by [`NetEvent::SendDone`] with `local_id`.
+    SendGroup {
+        /// The group's `03` ID.
+        group: AccountId,
+        /// The text.
+        text: String,
+        /// The app's ID of the pending message.
+        local_id: u64,
+    },
+    /// Accept a group invite: join the group (issue 8).
+    AcceptGroup(AccountId),
+    /// Decline a group invite (forgets it; nothing is sent).
+    DeclineGroup(AccountId),
+    /// A `/group` operation.
+    Group(GroupOp),
     /// Send a text message; answered by [`NetEvent::SendDone`] with `local_id`.
     Send {
         /// The conversation.
@@ -289,6 +386,9 @@ pub enum NetEvent {
         /// Its timestamp, or the error.
         result: Result<u64, String>,
     },
+    /// The names of the groups this device knows and of pending group
+    /// invites (issue 8), sent with each snapshot.
+    GroupNames(Vec<(AccountId, String)>),
     /// Marking a conversation read finished.
     MarkedRead(AccountId),
     /// Another command finished (`what` names it for the status line).
@@ -373,6 +473,8 @@ pub struct App {
     pub quit: bool,
     /// The notification command being edited on the settings screen.
     pub command_input: Option<String>,
+    /// Group names by `03` ID (groups and pending invites).
+    pub group_names: Vec<(AccountId, String)>,
     next_local_id: u64,
     sync_in_flight: bool,
     next_sync_at_ms: u64,
@@ -464,6 +566,7 @@ impl App {
             now_ms,
             quit: false,
             command_input: None,
+            group_names: Vec::new(),
             next_local_id: 1,
             sync_in_flight: true,
             next_sync_at_ms: now_ms,
@@ -487,6 +590,9 @@ impl App {
     pub fn name_of(&self, peer: &AccountId) -> String {
         if *peer == self.me {
             return "Note to Self".to_string();
+        }
+        if let Some((_, name)) = self.group_names.iter().find(|(g, _)| g == peer) {
+            return format!("# {name}");
         }
         self.conversations
             .iter()
@@ -793,7 +899,7 @@ impl App {
         let Some(peer) = self.open else {
             return Vec::new();
         };
-        if !self.settings.typing_indicators || self.compose.starts_with('/') {
+        if !self.settings.typing_indicators || self.compose.starts_with('/') || is_group(&peer) {
             return Vec::new();
         }
         let due = match self.typing_sent {
@@ -851,6 +957,13 @@ impl App {
         self.scroll = 0;
         // A visible message ends our typing indicator on their side.
         self.typing_sent = None;
+        if is_group(&peer) {
+            return vec![Cmd::SendGroup {
+                group: peer,
+                text,
+                local_id,
+            }];
+        }
         vec![Cmd::Send {
             peer,
             text,
@@ -865,13 +978,26 @@ impl App {
             None => ("", &[][..]),
         };
         match name {
+            "block" | "unblock" | "disappearing" | "unsend" if is_group(&peer) => {
+                self.status = Some(format!("/{name} is not available in a group"));
+                Vec::new()
+            }
+            "accept" if is_group(&peer) => {
+                self.status = Some("joining the group…".to_string());
+                vec![Cmd::AcceptGroup(peer)]
+            }
             "accept" => {
                 self.status = Some("accepting…".to_string());
                 vec![Cmd::Accept(peer)]
             }
             "decline" => {
                 self.status = Some("declining…".to_string());
-                let mut cmds = vec![Cmd::Decline(peer)];
+                let first = if is_group(&peer) {
+                    Cmd::DeclineGroup(peer)
+                } else {
+                    Cmd::Decline(peer)
+                };
+                let mut cmds = vec![first];
                 cmds.extend(self.close_conversation());
                 cmds
             }
@@ -881,6 +1007,21 @@ impl App {
                 cmds.extend(self.close_conversation());
                 cmds
             }
+            "group" => match self.parse_group(peer, args) {
+                Ok(op) => {
+                    self.status = Some("group: working…".to_string());
+                    let leave = matches!(op, GroupOp::Leave(_));
+                    let mut cmds = vec![Cmd::Group(op)];
+                    if leave {
+                        cmds.extend(self.close_conversation());
+                    }
+                    cmds
+                }
+                Err(e) => {
+                    self.status = Some(e);
+                    Vec::new()
+                }
+            },
             "unblock" => vec![Cmd::Unblock(peer)],
             "unsend" => match args.first().map(|t| t.parse::<u64>()) {
                 Some(Ok(timestamp_ms)) => {
@@ -954,10 +1095,66 @@ impl App {
             }
             _ => {
                 self.status = Some(format!(
-                    "unknown command /{name} (try /accept /decline /block /unblock /unsend /open /disappearing /retry /help)"
+                    "unknown command /{name} (try /accept /decline /block /unblock /unsend /open /disappearing /retry /group /help)"
                 ));
                 Vec::new()
             }
+        }
+    }
+
+    /// Resolves an account given as a `05` ID or a contact name.
+    fn member(&self, who: &str) -> Result<AccountId, String> {
+        if let Ok(id) = who.parse::<AccountId>() {
+            if id.prefix() == IdPrefix::Standard {
+                return Ok(id);
+            }
+            return Err(format!("{} is not an account ID (05…)", id.short()));
+        }
+        self.conversations
+            .iter()
+            .find(|c| c.contact_name.as_deref() == Some(who))
+            .map(|c| c.peer)
+            .ok_or_else(|| format!("{who:?} is neither an account ID nor a contact name"))
+    }
+
+    /// Parses `/group` arguments; `open` is the open conversation (the
+    /// group the operation is about, except for `create`).
+    pub fn parse_group(&self, open: AccountId, args: &[&str]) -> Result<GroupOp, String> {
+        let Some((&op, rest)) = args.split_first() else {
+            return Err(GROUP_USAGE.to_string());
+        };
+        let members = |ids: &[&str]| -> Result<Vec<AccountId>, String> {
+            ids.iter().map(|w| self.member(w)).collect()
+        };
+        if op == "create" {
+            let Some((&name, ids)) = rest.split_first() else {
+                return Err(GROUP_USAGE.to_string());
+            };
+            return Ok(GroupOp::Create {
+                name: name.to_string(),
+                members: members(ids)?,
+            });
+        }
+        if !is_group(&open) {
+            return Err(format!("/group {op} works in a group conversation"));
+        }
+        let group = open;
+        match op {
+            "add" | "remove" if !rest.is_empty() => {
+                let members = members(rest)?;
+                Ok(if op == "add" {
+                    GroupOp::Add { group, members }
+                } else {
+                    GroupOp::Remove { group, members }
+                })
+            }
+            "leave" => Ok(GroupOp::Leave(group)),
+            "rename" if !rest.is_empty() => Ok(GroupOp::Rename {
+                group,
+                name: rest.join(" "),
+            }),
+            "info" => Ok(GroupOp::Info(group)),
+            _ => Err(GROUP_USAGE.to_string()),
         }
     }
 
@@ -1086,6 +1283,10 @@ impl App {
                     self.status = Some(format!("sending failed: {e} (type /retry to resend)"));
                 }
                 vec![self.load()]
+            }
+            NetEvent::GroupNames(names) => {
+                self.group_names = names;
+                Vec::new()
             }
             NetEvent::MarkedRead(_) => {
                 self.mark_read_in_flight = None;

@@ -715,3 +715,197 @@ fn notify_settings_toggle_and_the_command_is_edited() {
         }]
     );
 }
+
+// ---- groups (issue 8) ----
+
+pub(crate) fn gid(n: u8) -> AccountId {
+    let hex = format!("03{}", format!("{n:02x}").repeat(32));
+    hex.parse().expect("test group ID")
+}
+
+/// An app with Bob (contact "bob"), a group "Friends" (joined) and a group
+/// invite "Club" in the requests; the group conversation open.
+pub(crate) fn app_with_group() -> App {
+    let (mut app, _) = App::new(id(1), T0);
+    app.on_event(NetEvent::Synced(Ok(SyncSummary::default())));
+    app.on_event(NetEvent::GroupNames(vec![
+        (gid(9), "Friends".into()),
+        (gid(8), "Club".into()),
+    ]));
+    let mut bob = conv(id(2), 0, false);
+    bob.contact_name = Some("bob".into());
+    app.on_event(NetEvent::Snapshot {
+        conversations: vec![conv(gid(9), 1, false), bob, conv(gid(8), 1, true)],
+        open: None,
+        messages: vec![],
+    });
+    app
+}
+
+#[test]
+fn group_names_and_authors_come_from_the_group_list_and_contacts() {
+    let app = app_with_group();
+    assert_eq!(app.name_of(&gid(9)), "# Friends");
+    assert_eq!(app.name_of(&gid(8)), "# Club");
+    assert_eq!(app.name_of(&id(2)), "bob");
+    // An author with no conversation: the short ID.
+    assert_eq!(app.name_of(&id(5)), id(5).short());
+    assert!(is_group(&gid(9)) && !is_group(&id(2)));
+}
+
+#[test]
+fn sending_in_a_group_uses_the_group_path_and_no_typing_indicator() {
+    let mut app = app_with_group();
+    app.settings.typing_indicators = true;
+    assert_eq!(app.selected_peer(), Some(gid(9)));
+    let cmds = app.on_key(key(KeyCode::Enter));
+    assert!(cmds.contains(&Cmd::MarkRead(gid(9))), "{cmds:?}");
+    // Typing in a group sends no indicator (they are 1:1 only).
+    assert_eq!(typed(&mut app, "hi all"), vec![]);
+    let cmds = app.on_key(key(KeyCode::Enter));
+    assert_eq!(
+        cmds,
+        vec![Cmd::SendGroup {
+            group: gid(9),
+            text: "hi all".into(),
+            local_id: 1
+        }]
+    );
+    assert_eq!(app.visible_pending().len(), 1);
+    // 1:1 still uses the 1:1 send.
+    app.on_key(key(KeyCode::Esc));
+    app.selected = 1;
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.open, Some(id(2)));
+    typed(&mut app, "hey");
+    let cmds = app.on_key(key(KeyCode::Enter));
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Cmd::Send { peer, .. } if *peer == id(2))),
+        "{cmds:?}"
+    );
+    assert!(!cmds.iter().any(|c| matches!(c, Cmd::SendGroup { .. })));
+}
+
+#[test]
+fn accepting_a_group_invite_joins_the_group() {
+    let mut app = app_with_group();
+    app.selected = 2;
+    assert_eq!(app.selected_peer(), Some(gid(8)));
+    app.on_key(key(KeyCode::Enter));
+    typed(&mut app, "/accept");
+    assert_eq!(
+        app.on_key(key(KeyCode::Enter)),
+        vec![Cmd::AcceptGroup(gid(8))]
+    );
+    typed(&mut app, "/decline");
+    let cmds = app.on_key(key(KeyCode::Enter));
+    assert_eq!(cmds.first(), Some(&Cmd::DeclineGroup(gid(8))));
+    assert_eq!(app.screen, Screen::List);
+    // Blocking a group is not a thing.
+    app.selected = 0;
+    app.on_key(key(KeyCode::Enter));
+    typed(&mut app, "/block");
+    assert_eq!(app.on_key(key(KeyCode::Enter)), vec![]);
+    assert!(
+        app.status
+            .as_deref()
+            .is_some_and(|s| s.contains("not available"))
+    );
+}
+
+#[test]
+fn group_commands_parse_members_by_id_or_contact_name() {
+    let mut app = app_with_group();
+    app.on_key(key(KeyCode::Enter)); // Friends
+    let cmd = |app: &mut App, line: &str| {
+        typed(app, line);
+        app.on_key(key(KeyCode::Enter))
+    };
+    let three = id(3).to_string();
+    assert_eq!(
+        cmd(&mut app, &format!("/group add bob {three}")),
+        vec![Cmd::Group(GroupOp::Add {
+            group: gid(9),
+            members: vec![id(2), id(3)]
+        })]
+    );
+    assert_eq!(
+        cmd(&mut app, "/group remove bob"),
+        vec![Cmd::Group(GroupOp::Remove {
+            group: gid(9),
+            members: vec![id(2)]
+        })]
+    );
+    assert_eq!(
+        cmd(&mut app, "/group rename Old Friends"),
+        vec![Cmd::Group(GroupOp::Rename {
+            group: gid(9),
+            name: "Old Friends".into()
+        })]
+    );
+    assert_eq!(
+        cmd(&mut app, "/group info"),
+        vec![Cmd::Group(GroupOp::Info(gid(9)))]
+    );
+    // Unknown members and a group ID as a member are refused, nothing sent.
+    assert_eq!(cmd(&mut app, "/group add carol"), vec![]);
+    assert!(app.status.as_deref().is_some_and(|s| s.contains("carol")));
+    assert_eq!(cmd(&mut app, &format!("/group add {}", gid(8))), vec![]);
+    assert_eq!(cmd(&mut app, "/group add"), vec![]);
+    assert_eq!(app.status.as_deref(), Some(GROUP_USAGE));
+    // Leave closes the conversation.
+    let cmds = cmd(&mut app, "/group leave");
+    assert_eq!(cmds.first(), Some(&Cmd::Group(GroupOp::Leave(gid(9)))));
+    assert_eq!(app.screen, Screen::List);
+    // In a 1:1 conversation: create works, the others say where they work.
+    app.selected = 1;
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(
+        cmd(&mut app, "/group create Team bob"),
+        vec![Cmd::Group(GroupOp::Create {
+            name: "Team".into(),
+            members: vec![id(2)]
+        })]
+    );
+    assert_eq!(cmd(&mut app, "/group leave"), vec![]);
+    assert!(
+        app.status
+            .as_deref()
+            .is_some_and(|s| s.contains("group conversation"))
+    );
+}
+
+#[test]
+fn group_info_lists_members_with_roles() {
+    let v = umbra_client::groups::GroupView {
+        id: gid(9),
+        name: "Friends".into(),
+        is_admin: true,
+        generation: Some(1),
+        version: 2,
+        timer_s: 300,
+        share_history: false,
+        members: vec![
+            umbra_client::groups::GroupMember {
+                id: id(1),
+                admin: true,
+                joined: true,
+            },
+            umbra_client::groups::GroupMember {
+                id: id(2),
+                admin: false,
+                joined: false,
+            },
+        ],
+        removed: false,
+    };
+    let t = group_info_text(&v);
+    assert!(
+        t.starts_with("group \"Friends\" (admin): 2 member(s): "),
+        "{t}"
+    );
+    assert!(t.contains(&format!("{}*", id(1).short())), "{t}");
+    assert!(t.contains(&format!("{}?", id(2).short())), "{t}");
+    assert!(t.ends_with("disappear 5m after send"), "{t}");
+}

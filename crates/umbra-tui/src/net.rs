@@ -21,7 +21,7 @@ use umbra_client::client::Client;
 use umbra_client::store::Direction;
 use umbra_proto::identity::AccountId;
 
-use crate::app::{Cmd, Incoming, NetEvent, Setting, Settings, SyncSummary};
+use crate::app::{Cmd, GroupOp, Incoming, NetEvent, Setting, Settings, SyncSummary};
 
 /// Setting key: the notification command (unset by default).
 pub const NOTIFY_COMMAND_KEY: &str = "ui.notify_command";
@@ -173,6 +173,19 @@ impl Net {
                     }
                     list
                 });
+                // Group names (issue 8): known groups, then pending invites.
+                let mut names: Vec<(AccountId, String)> = c
+                    .groups()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|g| (g.id, g.name))
+                    .collect();
+                for i in c.group_invites().unwrap_or_default() {
+                    if !names.iter().any(|(g, _)| *g == i.group) {
+                        names.push((i.group, i.name));
+                    }
+                }
+                self.send(NetEvent::GroupNames(names));
                 match (conversations, messages) {
                     (Ok(conversations), Ok(messages)) => self.send(NetEvent::Snapshot {
                         conversations,
@@ -220,6 +233,61 @@ impl Net {
                     .map(|s| s.timestamp_ms)
                     .map_err(|e| e.to_string());
                 self.send(NetEvent::SendDone { local_id, result });
+            }
+            Cmd::SendGroup {
+                group,
+                text,
+                local_id,
+            } => {
+                let result = c
+                    .send_group_text(&group, &text)
+                    .await
+                    .map(|s| s.timestamp_ms)
+                    .map_err(|e| e.to_string());
+                self.send(NetEvent::SendDone { local_id, result });
+            }
+            Cmd::AcceptGroup(group) => {
+                let r = c
+                    .accept_group_invite(&group)
+                    .await
+                    .map_err(|e| e.to_string());
+                self.done("joined the group", r);
+            }
+            Cmd::DeclineGroup(group) => {
+                let r = c.decline_group_invite(&group).map_err(|e| e.to_string());
+                self.done("group invite declined", r);
+            }
+            Cmd::Group(op) => {
+                let (what, r) = match op {
+                    GroupOp::Create { name, members } => (
+                        "group created".to_string(),
+                        c.create_group(&name, &members).await.map(drop),
+                    ),
+                    GroupOp::Add { group, members } => (
+                        "members added".to_string(),
+                        c.add_group_members(&group, &members).await,
+                    ),
+                    GroupOp::Remove { group, members } => (
+                        "members removed".to_string(),
+                        c.remove_group_members(&group, &members).await,
+                    ),
+                    GroupOp::Leave(group) => {
+                        ("left the group".to_string(), c.leave_group(&group).await)
+                    }
+                    GroupOp::Rename { group, name } => (
+                        "group renamed".to_string(),
+                        c.rename_group(&group, &name).await,
+                    ),
+                    GroupOp::Info(group) => {
+                        // Fetch the current state first; show what we hold.
+                        let _ = c.sync_group(&group).await;
+                        match c.group_info(&group) {
+                            Ok(v) => (crate::app::group_info_text(&v), Ok(())),
+                            Err(e) => ("group info".to_string(), Err(e)),
+                        }
+                    }
+                };
+                self.done(&what, r.map_err(|e| e.to_string()));
             }
             Cmd::MarkRead(peer) => {
                 if let Err(e) = c.read_conversation(&peer, None).await {

@@ -297,9 +297,11 @@ fn draw_conversation(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(head)), header);
     if request {
         frame.render_widget(
-            Paragraph::new(
-                "Message request: reply or /accept to accept, /decline to delete, /block to block.",
-            )
+            Paragraph::new(if crate::app::is_group(&peer) {
+                "Group invite: /accept to join the group, /decline to forget the invite."
+            } else {
+                "Message request: reply or /accept to accept, /decline to delete, /block to block."
+            })
             .style(Style::new().add_modifier(Modifier::BOLD)),
             banner,
         );
@@ -489,6 +491,7 @@ pub const HELP: &[&str] = &[
     "  /open <timestamp>[:<index>]         open an attachment with the system opener",
     "  /disappearing off | after-read [s] | after-send [s]",
     "  /retry                              resend the last failed message",
+    "  /group create NAME [ID…]  (in a group) add ID… | remove ID… | leave | rename NAME | info",
     "Message states: sending → sent → read (read only when both sides enable receipts).",
     "⏱ marks disappearing messages with the time left.",
 ];
