@@ -7,10 +7,12 @@
 //! `network.json` that pins the instance keys, the threshold and their
 //! publication URLs. Epoch 1 is signed by every instance key at this key
 //! ceremony (the devnet holds all of them); the instances then run in this
-//! process, each node submits its self-signed record to each of them, and
-//! every later epoch is agreed and threshold-signed by the instances: a node
-//! that stops drops out after the failure limit; `add-node` submits the new
-//! node's record; `remove-node` is the operator removal at every instance.
+//! process, each node submits its own self-signed record to each of them
+//! (`umbrad` does so because the publication URLs are in its network; the
+//! devnet only waits for the records to arrive), and every later epoch is
+//! agreed and threshold-signed by the instances: a node that stops drops out
+//! after the failure limit; `add-node` starts a node that submits its own
+//! record; `remove-node` is the operator removal at every instance.
 //! Nodes pick epochs up by polling the publication URLs.
 
 use std::collections::BTreeSet;
@@ -23,13 +25,13 @@ use umbra_crypto::Ed25519Keypair;
 use umbra_node::registry::PublicationUrl;
 use umbra_proto::network::NetworkConfig;
 use umbra_proto::rpc::encoding::Ed25519Hex;
-use umbra_proto::swarm::{NodeRecord, ReaderRole, RegistryDocument};
+use umbra_proto::swarm::{ReaderRole, RegistryDocument};
 use umbra_registry::instance::PATH_CURRENT;
 use umbra_registry::store::CandidateStore;
 use umbra_registry::{InstanceConfig, RegistryHandle};
-use umbra_transport::{Clock, NodeAddr, Request, SystemClock};
+use umbra_transport::{NodeAddr, Request, SystemClock};
 
-use crate::{Devnet, DevnetError, DevnetOptions, Runner, ipv4_of};
+use crate::{Devnet, DevnetError, DevnetOptions, Runner};
 
 /// How many instances, their threshold, and the devnet's time scale.
 #[derive(Debug, Clone, Copy)]
@@ -179,18 +181,8 @@ pub async fn up_with_registries(
         .map_err(reg_err)?;
         handles.push(Some(h));
     }
-    submit_listed(&net).await?;
+    submissions_done(&net).await?;
     Ok((net, Registries { handles }))
-}
-
-fn record_of(net: &Devnet, i: usize) -> Result<NodeRecord, DevnetError> {
-    NodeRecord::sign(
-        &net.keys[i],
-        ipv4_of(&net.addrs[i]),
-        net.addrs[i].port(),
-        [0, 1, 0],
-    )
-    .map_err(reg_err)
 }
 
 fn urls(net: &Devnet) -> Vec<PublicationUrl> {
@@ -201,45 +193,53 @@ fn urls(net: &Devnet) -> Vec<PublicationUrl> {
         .collect()
 }
 
-/// Every listed node submits its record to every instance; unlisted nodes
-/// are removed by the operator at every instance (its data directory).
-async fn submit_listed(net: &Devnet) -> Result<(), DevnetError> {
-    let urls = urls(net);
+/// How long [`submissions_done`] waits for the nodes' own submissions.
+const SUBMISSION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The nodes submit their own records (`umbrad` does it at start, see
+/// `umbra_node::registry::submit_own_record`); this waits until every listed
+/// node's record is a candidate at `threshold` instances or more (read from
+/// their data directories). Unlisted nodes are removed by the operator at
+/// every instance.
+async fn submissions_done(net: &Devnet) -> Result<(), DevnetError> {
+    let n_instances = urls(net).len();
     for i in 0..net.keys.len() {
-        if net.listed[i] {
-            let record = record_of(net, i)?;
-            let mut accepted = 0;
-            for u in &urls {
-                match umbra_registry::submit_record(
-                    &net.client,
-                    u,
-                    &net.keys[i],
-                    &record,
-                    SystemClock.now_ms(),
-                )
-                .await
-                {
-                    Ok(_) => accepted += 1,
-                    Err(e) => {
-                        tracing::warn!(error = %e, instance = %u.addr, "record submission failed")
-                    }
-                }
-            }
-            if accepted < net.network.threshold {
-                return Err(DevnetError::Registry(format!(
-                    "node {i}'s record reached {accepted} registry instances, {} needed",
-                    net.network.threshold
-                )));
-            }
-        } else {
-            for k in 0..urls.len() {
+        if !net.listed[i] {
+            for k in 0..n_instances {
                 CandidateStore::open(&instance_dir(&net.dir, k))
                     .and_then(|s| s.remove(&net.keys[i].public()))
                     .map_err(reg_err)?;
             }
         }
     }
-    Ok(())
+    let deadline = tokio::time::Instant::now() + SUBMISSION_TIMEOUT;
+    loop {
+        let mut missing = None;
+        for i in (0..net.keys.len()).filter(|&i| net.listed[i]) {
+            let key = net.keys[i].public();
+            let holding = (0..n_instances)
+                .filter(|&k| {
+                    CandidateStore::open(&instance_dir(&net.dir, k))
+                        .is_ok_and(|s| s.records().contains_key(&key))
+                })
+                .count();
+            if holding < net.network.threshold {
+                missing = Some((i, holding));
+                break;
+            }
+        }
+        let Some((i, holding)) = missing else {
+            return Ok(());
+        };
+        if tokio::time::Instant::now() > deadline {
+            return Err(DevnetError::Registry(format!(
+                "node {i}'s own record reached {holding} registry instances in {} s, {} needed",
+                SUBMISSION_TIMEOUT.as_secs(),
+                net.network.threshold
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The newest valid document any instance publishes.
@@ -310,10 +310,11 @@ pub async fn wait_for_epoch(
     }
 }
 
-/// The registry-mode `publish` of [`Devnet`]: submissions and removals, then
-/// the epoch whose node set is exactly the listed nodes.
+/// The registry-mode `publish` of [`Devnet`]: the nodes' own submissions
+/// and operator removals, then the epoch whose node set is exactly the
+/// listed nodes.
 pub(crate) async fn publish(net: &mut Devnet) -> Result<(), DevnetError> {
-    submit_listed(net).await?;
+    submissions_done(net).await?;
     let want: BTreeSet<_> = (0..net.keys.len())
         .filter(|&i| net.listed[i])
         .map(|i| net.keys[i].public())
