@@ -63,6 +63,7 @@ impl BenchNet {
             swarm_params: Some(SwarmParamsJson::from(params)),
             registry_urls: vec![],
             seed_nodes: vec![],
+            file_server: None,
         };
         BenchNet {
             registry_key,

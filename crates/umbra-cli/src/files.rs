@@ -2,8 +2,9 @@
 //! the attachment lines `umbra messages` prints.
 //!
 //! `send-file` encrypts the file, uploads it through onion paths to the
-//! profile's file server (`fileserver.json`, copied from the devnet when
-//! the account was created) with a progress bar, and sends the pointer.
+//! profile's file server (the `file_server` of the network configuration
+//! saved when the account was created) with a progress bar, and sends the
+//! pointer.
 //! `download MSG[:INDEX] [PATH]` fetches the attachment of the message sent
 //! at timestamp `MSG` (as `umbra messages` shows it) into the profile,
 //! verified and encrypted, and decrypts it to `PATH` (default: its file

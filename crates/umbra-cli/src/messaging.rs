@@ -252,12 +252,6 @@ fn create_profile(
     let profile = Profile::create(dir, seed, pass.as_deref())?;
     std::fs::write(dir.join(NETWORK_FILE), net.to_json())
         .context("saving the network configuration")?;
-    // The network's file server, when the devnet wrote one (issue 9).
-    let fs = network.with_file_name(umbra_client::attachments::FILE_SERVER_FILE);
-    if fs.exists() {
-        std::fs::copy(&fs, dir.join(umbra_client::attachments::FILE_SERVER_FILE))
-            .context("saving the file server configuration")?;
-    }
     Ok(profile)
 }
 

@@ -191,6 +191,7 @@ impl Net {
                     pubkey_ed25519: Ed25519Hex(k.public()),
                 })
                 .collect(),
+            file_server: None,
         };
         std::fs::write(dir.join("network.json"), network.to_json()).unwrap();
         Net {

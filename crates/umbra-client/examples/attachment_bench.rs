@@ -42,11 +42,6 @@ fn random_file(seed: u64, n: usize) -> Vec<u8> {
 fn client(devnet: &Devnet, dir: &std::path::Path, name: &str, seed: u8) -> Client {
     let pdir = dir.join(name);
     let profile = Profile::create(&pdir, &AccountSeed::new_umbra(&[seed; 32]), None).unwrap();
-    std::fs::copy(
-        devnet.dir().join("fileserver.json"),
-        pdir.join("fileserver.json"),
-    )
-    .unwrap();
     Client::open(
         profile,
         devnet.network().clone(),
@@ -79,7 +74,7 @@ async fn main() {
     let durable = args.next().as_deref() != Some("nosync");
     let n = mb * 1_000_000;
     let dir = tempfile::tempdir().unwrap();
-    let devnet = Devnet::up(DevnetOptions::in_process(nodes, dir.path().join("devnet")))
+    let mut devnet = Devnet::up(DevnetOptions::in_process(nodes, dir.path().join("devnet")))
         .await
         .unwrap();
     let fs = devnet

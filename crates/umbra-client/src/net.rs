@@ -335,6 +335,11 @@ impl Network {
         self.clock.now_ms()
     }
 
+    /// The network configuration this client was opened with.
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+
     /// Network time (`onion.md` §10.5): local time plus the learnt offset.
     pub async fn network_now(&self) -> u64 {
         let now = self.now();

@@ -1,6 +1,7 @@
 //! Attachments end to end (`attachments.md`, issue 9): two [`Client`]s on
 //! an in-process devnet with its file server, every upload and download a
-//! v4 onion request through 3 hops.
+//! v4 onion request through 3 hops. Clients are opened from the devnet's
+//! `network.json`, whose `file_server` entry names the server.
 //!
 //! - Alice sends a 25 MB random file (deterministic seed) to Bob: it is
 //!   chunked (§5), Bob's export has the same SHA-256, and no blob on the
@@ -31,6 +32,7 @@ use umbra_devnet::{Devnet, DevnetOptions};
 use umbra_proto::attachment::server::FileUrl;
 use umbra_proto::identity::AccountId;
 use umbra_proto::mnemonic::AccountSeed;
+use umbra_proto::network::NetworkConfig;
 use umbra_proto::path::PathConfig;
 
 const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,7 +45,7 @@ struct Net {
 
 async fn setup() -> Net {
     let dir = tempfile::tempdir().unwrap();
-    let devnet = Devnet::up(DevnetOptions::in_process(6, dir.path().join("devnet")))
+    let mut devnet = Devnet::up(DevnetOptions::in_process(6, dir.path().join("devnet")))
         .await
         .unwrap();
     let fs = devnet.start_file_server().await.unwrap();
@@ -51,18 +53,17 @@ async fn setup() -> Net {
 }
 
 impl Net {
+    /// A client opened from the devnet's `network.json` on disk (what
+    /// `umbra account create` saves), which lists the file server.
     fn client_for(&self, name: &str, seed: &AccountSeed) -> Client {
         let pdir = self.dir.path().join(name);
         let profile = Profile::create(&pdir, seed, None).unwrap();
-        // What `umbra account create` does: keep the devnet's file server.
-        std::fs::copy(
-            self.devnet.dir().join("fileserver.json"),
-            pdir.join("fileserver.json"),
-        )
-        .unwrap();
+        let text = std::fs::read_to_string(self.devnet.dir().join("network.json")).unwrap();
+        let network = NetworkConfig::from_json(&text).unwrap();
+        assert_eq!(network, *self.devnet.network());
         Client::open(
             profile,
-            self.devnet.network().clone(),
+            network,
             PathConfig::default().with_min_usable_nodes(4),
         )
         .unwrap()
@@ -73,7 +74,7 @@ impl Net {
     }
 
     fn server(&self) -> FileServer {
-        serde_json::from_value(self.fs.json.clone()).unwrap()
+        FileServer::from(&self.fs.entry)
     }
 }
 
@@ -282,6 +283,11 @@ async fn images_voice_and_server_refusals() {
     let alice = net.client_for("alice", &AccountSeed::new_umbra(&[0xa2; 32]));
     let bob = net.client_for("bob", &AccountSeed::new_umbra(&[0xb2; 32]));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
+    // The file server comes from the network configuration's `file_server`
+    // (no `fileserver.json` anywhere).
+    assert_eq!(alice.file_server().unwrap(), net.server());
+    assert!(!net.devnet.dir().join("fileserver.json").exists());
+    assert!(!alice.profile().dir().join("fileserver.json").exists());
     // Bob accepts Alice first (attachments of requests are never fetched).
     bob.profile()
         .store()

@@ -301,6 +301,7 @@ impl Devnet {
                     pubkey_ed25519: Ed25519Hex(k.public()),
                 })
                 .collect(),
+            file_server: None,
         };
         let network = registries::Plan::apply(plan, network);
         std::fs::write(opts.dir.join("network.json"), network.to_json())

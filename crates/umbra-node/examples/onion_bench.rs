@@ -92,6 +92,7 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
         swarm_params: Some(SwarmParamsJson::from(PARAMS)),
         registry_urls: vec![],
         seed_nodes: vec![],
+        file_server: None,
     };
     let mut nodes = Vec::new();
     let mut keys = Vec::new();

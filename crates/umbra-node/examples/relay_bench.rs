@@ -107,6 +107,7 @@ fn main() -> Result<(), BoxError> {
         swarm_params: Some(SwarmParamsJson::from(PARAMS)),
         registry_urls: vec![],
         seed_nodes: vec![],
+        file_server: None,
     };
     let keys: Vec<Ed25519Keypair> = (1..=3u8)
         .map(|i| Ed25519Keypair::from_seed(&[i; 32]))

@@ -242,6 +242,7 @@ async fn bench(conc: usize, secs: u64) -> Result<(), BoxError> {
         swarm_params: Some(SwarmParamsJson::from(SOLO)),
         registry_urls: vec![],
         seed_nodes: vec![],
+        file_server: None,
     };
     let config = NodeConfig {
         data_dir: dir.path().join("node"),

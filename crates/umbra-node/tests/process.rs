@@ -65,6 +65,7 @@ impl Setup {
             swarm_params: Some(SwarmParamsJson::from(params)),
             registry_urls: vec![],
             seed_nodes: vec![],
+            file_server: None,
         };
         std::fs::write(dir.path().join("network.json"), network.to_json()).unwrap();
         let port = free_port();

@@ -1,6 +1,7 @@
 //! The network configuration (`swarms.md` §3): what defines one Umbra
 //! network — its pinned registry keys and signature threshold, the swarm
-//! constants of §4.1, the registry publication URLs and the seed nodes.
+//! constants of §4.1, the registry publication URLs, the seed nodes and the
+//! network's default file server (`attachments.md` §4.1).
 //!
 //! It is a JSON file (`network.json`) that the devnet writes next to its
 //! registry and that operators and clients receive with their software:
@@ -12,8 +13,14 @@
 //!   "threshold": 1,
 //!   "swarm_params": {"min_swarm_size": 3, "excess_base": 3, "ideal_swarm_margin": 1, "new_swarm_size": 3},
 //!   "registry_urls": [],
-//!   "seed_nodes": [{"ip": "127.0.0.1", "port_https": 22021, "pubkey_ed25519": "<64 hex>"}]
+//!   "seed_nodes": [{"ip": "127.0.0.1", "port_https": 22021, "pubkey_ed25519": "<64 hex>"}],
+//!   "file_server": {"host": "127.0.0.1", "port": 40123, "protocol": "http", "pubkey_ed25519": "<64 hex>"}
 //! }
+//! ```
+//!
+//! `file_server` is optional: a configuration written before it existed
+//! still parses, and a network without one leaves clients to configure
+//! their file server themselves.
 //! ```
 
 use std::net::Ipv4Addr;
@@ -72,6 +79,42 @@ pub struct SeedNode {
     pub pubkey_ed25519: Ed25519Hex,
 }
 
+/// How a file server is reached through hop 3 (`attachments.md` §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileServerProtocol {
+    /// Plain HTTP (a devnet's loopback server).
+    Http,
+    /// HTTPS.
+    Https,
+}
+
+impl FileServerProtocol {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileServerProtocol::Http => "http",
+            FileServerProtocol::Https => "https",
+        }
+    }
+}
+
+/// The network's default file server (`attachments.md` §4.1): host, port,
+/// protocol and its Ed25519 key (onion layers are encrypted to the key's
+/// X25519 conversion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFileServer {
+    /// Host name or IPv4 literal.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// What hop 3 speaks to it.
+    pub protocol: FileServerProtocol,
+    /// The server's Ed25519 key.
+    pub pubkey_ed25519: Ed25519Hex,
+}
+
 /// One network's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +134,10 @@ pub struct NetworkConfig {
     /// Seed nodes for client bootstrap.
     #[serde(default)]
     pub seed_nodes: Vec<SeedNode>,
+    /// The network's default file server; absent in configurations
+    /// written before it existed and in networks without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_server: Option<NetworkFileServer>,
 }
 
 /// A `network.json` that cannot be used.
@@ -155,6 +202,14 @@ mod tests {
                     umbra_crypto::Ed25519Keypair::from_seed(&[2; 32]).public(),
                 ),
             }],
+            file_server: Some(NetworkFileServer {
+                host: "127.0.0.1".into(),
+                port: 40123,
+                protocol: FileServerProtocol::Http,
+                pubkey_ed25519: Ed25519Hex(
+                    umbra_crypto::Ed25519Keypair::from_seed(&[3; 32]).public(),
+                ),
+            }),
         }
     }
 
@@ -165,6 +220,29 @@ mod tests {
         assert_eq!(back, cfg);
         assert_eq!(back.params().min_swarm_size, 3);
         assert_eq!(back.registry_config().unwrap().threshold(), 1);
+    }
+
+    #[test]
+    fn file_server_is_optional_and_checked() {
+        let cfg = sample();
+        let json = cfg.to_json();
+        assert!(json.contains("\"file_server\""), "{json}");
+        assert!(json.contains("\"protocol\": \"http\""), "{json}");
+        // A configuration written before the field existed still parses.
+        let mut old = cfg.clone();
+        old.file_server = None;
+        let old_json = old.to_json();
+        assert!(!old_json.contains("file_server"), "{old_json}");
+        assert_eq!(
+            NetworkConfig::from_json(&old_json).unwrap().file_server,
+            None
+        );
+        // An unknown protocol or a short key is refused.
+        let bad_proto = json.replace("\"http\"", "\"gopher\"");
+        assert!(NetworkConfig::from_json(&bad_proto).is_err());
+        let key = cfg.file_server.as_ref().unwrap().pubkey_ed25519.to_string();
+        let bad_key = json.replace(&key, &key[..62]);
+        assert!(NetworkConfig::from_json(&bad_key).is_err());
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn network(urls: Vec<String>) -> NetworkConfig {
         swarm_params: Some(SwarmParamsJson::from(PARAMS)),
         registry_urls: urls,
         seed_nodes: vec![],
+        file_server: None,
     }
 }
 

@@ -49,8 +49,9 @@ pub const AUTO_DOWNLOAD_SETTING: &str = "attachments.auto_download_max";
 pub const DEFAULT_AUTO_DOWNLOAD_MAX: u64 = 10_000_000;
 /// The setting holding the file server (JSON of [`FileServer`]).
 pub const FILE_SERVER_SETTING: &str = "attachments.file_server";
-/// The file a devnet writes next to `network.json` (and a profile may
-/// hold) naming the network's file server.
+/// A legacy profile file naming the file server (devnets before the
+/// network configuration's `file_server` entry wrote it, and
+/// `umbra account create` copied it); still read as a last resort.
 pub const FILE_SERVER_FILE: &str = "fileserver.json";
 
 /// An attachment failure; `what` names the piece (`chunk 3`, `manifest`,
@@ -316,24 +317,26 @@ fn read_exact_at(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<()> {
 }
 
 impl Client {
-    /// The configured file server: the profile setting, else the profile's
-    /// `fileserver.json`.
+    /// The configured file server: the profile setting, else the network
+    /// configuration's `file_server` (`attachments.md` §4.1), else a
+    /// legacy `fileserver.json` in the profile.
     pub fn file_server(&self) -> Result<FileServer, AttachError> {
         let store = self.profile().store();
-        let text = match store.setting(FILE_SERVER_SETTING)? {
-            Some(t) => t,
-            None => {
-                let p = self.profile().dir().join(FILE_SERVER_FILE);
-                std::fs::read_to_string(&p).map_err(|_| {
-                    AttachError::NoFileServer(format!(
-                        "none configured (no {} in the profile)",
-                        FILE_SERVER_FILE
-                    ))
-                })?
-            }
+        let s: FileServer = if let Some(text) = store.setting(FILE_SERVER_SETTING)? {
+            serde_json::from_str(&text)
+                .map_err(|e| AttachError::NoFileServer(format!("bad file server setting: {e}")))?
+        } else if let Some(entry) = &self.network().config().file_server {
+            FileServer::from(entry)
+        } else {
+            let p = self.profile().dir().join(FILE_SERVER_FILE);
+            let text = std::fs::read_to_string(&p).map_err(|_| {
+                AttachError::NoFileServer(
+                    "none configured (no file_server in the network configuration)".into(),
+                )
+            })?;
+            serde_json::from_str(&text)
+                .map_err(|e| AttachError::NoFileServer(format!("bad {FILE_SERVER_FILE}: {e}")))?
         };
-        let s: FileServer = serde_json::from_str(&text)
-            .map_err(|e| AttachError::NoFileServer(format!("bad file server entry: {e}")))?;
         s.target()?;
         Ok(s)
     }

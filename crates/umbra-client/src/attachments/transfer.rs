@@ -26,8 +26,8 @@ use crate::net::Network;
 pub const FILE_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A file server clients know (`attachments.md` §4.1): where hop 3 sends
-/// the request and the Ed25519 key its layer is encrypted to. This is what
-/// a devnet writes to `fileserver.json`.
+/// the request and the Ed25519 key its layer is encrypted to. Its JSON is
+/// that of the network configuration's `file_server` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileServer {
@@ -39,6 +39,17 @@ pub struct FileServer {
     pub protocol: String,
     /// The server's Ed25519 key, hex.
     pub pubkey_ed25519: String,
+}
+
+impl From<&umbra_proto::network::NetworkFileServer> for FileServer {
+    fn from(s: &umbra_proto::network::NetworkFileServer) -> Self {
+        FileServer {
+            host: s.host.clone(),
+            port: s.port,
+            protocol: s.protocol.as_str().into(),
+            pubkey_ed25519: s.pubkey_ed25519.to_string(),
+        }
+    }
 }
 
 impl FileServer {

@@ -70,6 +70,7 @@ impl TestNet {
             swarm_params: Some(SwarmParamsJson::from(PARAMS)),
             registry_urls: vec![],
             seed_nodes: vec![],
+            file_server: None,
         };
         let mut net = TestNet {
             dir: tempfile::tempdir().unwrap(),

@@ -89,6 +89,7 @@ impl Net {
             swarm_params: Some(SwarmParamsJson::from(PARAMS)),
             registry_urls: urls,
             seed_nodes: vec![],
+            file_server: None,
         };
         let mut registries = Vec::new();
         for (i, l) in listeners.into_iter().enumerate() {
