@@ -1,7 +1,8 @@
 //! The daemon itself (`docs/API.md`): the Unix socket (mode 0600, removed
 //! on exit), the accept loop, one task per connection reading
 //! newline-delimited JSON-RPC requests and writing one response line each,
-//! `subscribe` streams, and the background sync loop that feeds them.
+//! `subscribe` streams, the background sync loop that feeds them, and the
+//! timer sending batched read receipts.
 //!
 //! Requests on one connection are answered in order; connections are
 //! independent. Background syncs never overlap (a `sync` request waits for
@@ -28,6 +29,10 @@ use crate::rpc::{self, Entry, MAX_LINE, Parsed, RpcError};
 
 /// The default interval between background syncs.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often the daemon sends the read receipts whose batching window has
+/// passed (`messages.md` §12), between syncs and reads.
+pub const RECEIPT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The shortest interval honoured (a zero interval would spin).
 pub const MIN_SYNC_INTERVAL: Duration = Duration::from_millis(100);
@@ -285,6 +290,19 @@ pub async fn serve_with_options(
                 tracing::warn!("daemon: background sync failed: {e}");
             }
             tokio::time::sleep(syncer.options.sync_interval.max(MIN_SYNC_INTERVAL)).await;
+        }
+    });
+    // Batched read receipts (§12) go out when their window has passed,
+    // not only on the next sync or read.
+    let flusher = shared.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(RECEIPT_FLUSH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = flusher.client.flush_receipts().await {
+                tracing::warn!("daemon: sending read receipts failed: {e}");
+            }
         }
     });
     tokio::pin!(shutdown);

@@ -330,3 +330,110 @@ async fn daemon_subscribe_echo_bot_and_framing() {
     assert!(!socket.exists(), "socket removed on exit");
     assert!(Connection::connect(&socket).await.is_err());
 }
+
+/// Polls `f` every 200 ms until it yields `Some`, failing after [`EVENT_TIMEOUT`].
+async fn poll<T, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut f: impl FnMut() -> Fut,
+) -> T {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Syncs `c` until its conversation with `peer` holds the message sent at `t`.
+async fn sync_until_ts(c: &Client, peer: &umbra_proto::identity::AccountId, t: u64) {
+    poll("a message", || async {
+        c.sync().await.unwrap();
+        let list = c.profile().store().messages(peer, None).unwrap();
+        list.iter().any(|m| m.timestamp_ms == t).then_some(())
+    })
+    .await;
+}
+
+/// A batched read receipt (`messages.md` §12) goes out on the daemon's
+/// timer, with no sync, read or other request to carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_sends_batched_receipts_on_its_timer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = client(&tmp.path().join("alice"));
+    let bob = Arc::new(client(&tmp.path().join("bob")));
+    let (a_id, b_id) = (alice.account_id(), bob.account_id());
+    alice.profile().store().set_read_receipts(true).unwrap();
+    bob.profile().store().set_read_receipts(true).unwrap();
+    // Approved both ways (receipts go only then).
+    let hello = alice.send_text(&b_id, "hello").await.unwrap();
+    sync_until_ts(&bob, &a_id, hello.timestamp_ms).await;
+    bob.accept(&a_id).await.unwrap();
+    poll("the accept", || async {
+        alice.sync().await.unwrap();
+        let conv = alice.profile().store().conversation(&b_id).unwrap();
+        conv.filter(|c| c.approved_us).map(|_| ())
+    })
+    .await;
+    // A long window: the first read goes out at once, the second is queued.
+    bob.set_receipt_window(Duration::from_secs(600));
+    bob.read_conversation(&a_id, None).await.unwrap();
+    let m2 = alice.send_text(&b_id, "two").await.unwrap();
+    sync_until_ts(&bob, &a_id, m2.timestamp_ms).await;
+    bob.read_conversation(&a_id, None).await.unwrap();
+    assert_eq!(
+        umbra_client::receipts::pending(bob.profile().store(), &a_id).unwrap(),
+        vec![m2.timestamp_ms]
+    );
+
+    // The daemon syncs once at start, then not for an hour.
+    let socket = tmp.path().join("daemon.sock");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn({
+        let (socket, bob) = (socket.clone(), bob.clone());
+        async move {
+            serve_with_options(
+                bob,
+                &socket,
+                ServeOptions::default().with_sync_interval(Duration::from_secs(3600)),
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+        }
+    });
+    let mut conn = connect(&socket).await;
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while conn.call("daemon.status", json!({})).await.unwrap()["syncs"].as_u64() < Some(1) {
+        assert!(Instant::now() < deadline, "the daemon's first sync");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        umbra_client::receipts::pending(bob.profile().store(), &a_id).unwrap(),
+        vec![m2.timestamp_ms],
+        "still queued: the window has not passed"
+    );
+
+    // The window passes; only the daemon's timer can send the receipt now.
+    bob.set_receipt_window(Duration::ZERO);
+    poll("m2 read", || async {
+        alice.sync().await.unwrap();
+        let list = alice.profile().store().messages(&b_id, None).unwrap();
+        list.iter()
+            .any(|m| {
+                m.timestamp_ms == m2.timestamp_ms
+                    && m.status == umbra_client::store::MessageStatus::Read
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(
+        umbra_client::receipts::pending(bob.profile().store(), &a_id)
+            .unwrap()
+            .is_empty()
+    );
+    stop_tx.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+}
