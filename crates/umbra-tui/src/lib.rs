@@ -30,6 +30,18 @@
 //! - `ui.bell` (`true`/`false`): ring the terminal bell (`BEL`).
 //!
 //! Never for our own messages (sync copies, Note to Self) or blocked peers.
+//!
+//! ## Groups (issue 8)
+//!
+//! A group is a conversation whose peer is the group's `03` ID, listed as
+//! `# NAME` (names from the client's groups and pending invites, loaded with
+//! each snapshot); each message shows its author (contact name or short
+//! ID). Enter sends with `send_group_text`; a group invite is a message
+//! request, `/accept` joins (`accept_group_invite`), `/decline` forgets it.
+//! `/group create NAME [ID…]` anywhere; in a group `/group add ID…`,
+//! `remove ID…`, `leave`, `rename NAME`, `info` (members by `05` ID or
+//! contact name). No typing indicators, blocking, unsend or 1:1 timers in
+//! groups. `tests/groups.rs` runs these through the real network side.
 #![warn(missing_docs)]
 
 pub mod app;
