@@ -93,3 +93,60 @@ async fn nodes_with_registry_urls_submit_their_own_records_and_get_listed() {
         net.kill_registry(k).await;
     }
 }
+
+/// A node started while its registry instance is down keeps retrying (with
+/// backoff) and its record arrives once the instance is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_retries_until_its_instance_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::instance_config(dir.path(), 0);
+    let l = umbra_registry::instance::bind(&cfg).await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let network = umbra_proto::network::NetworkConfig {
+        name: "self-registration".into(),
+        registry_keys: vec![umbra_proto::rpc::encoding::Ed25519Hex(
+            common::registry_key(0).public(),
+        )],
+        threshold: 1,
+        swarm_params: Some(umbra_proto::network::SwarmParamsJson::from(common::PARAMS)),
+        registry_urls: vec![umbra_node::registry::PublicationUrl::format(
+            addr,
+            &common::registry_key(0).public(),
+            umbra_registry::instance::PATH_CURRENT,
+        )],
+        seed_nodes: vec![],
+        file_server: None,
+    };
+    let node_cfg = NodeConfig {
+        data_dir: dir.path().join("node"),
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        ..NodeConfig::default()
+    };
+    let h = umbra_node::start(node_cfg, &network, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    // Its first attempts are refused (nothing listens)...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...then the instance comes up on the published address.
+    let mut cfg = cfg;
+    cfg.listen = addr;
+    let l = umbra_registry::instance::bind(&cfg).await.unwrap();
+    let reg = umbra_registry::start(
+        cfg,
+        &network,
+        Some(common::registry_key(0)),
+        l,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    let inst = reg.instance.clone();
+    let key = h.public();
+    until(Duration::from_secs(20), "the retried submission", || {
+        inst.store().records().contains_key(&key)
+    })
+    .await;
+    h.shutdown().await;
+    reg.shutdown().await;
+}
