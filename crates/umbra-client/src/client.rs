@@ -641,7 +641,9 @@ impl Client {
             let conv = store.conversation(peer)?;
             let allowed = store.read_receipts()?
                 && conv.is_some_and(|c| c.approved_by_us && c.approved_us && !c.blocked)
-                && *peer != self.account_id();
+                && *peer != self.account_id()
+                // Receipts are 1:1 only: never to a group's swarm.
+                && peer.prefix() == umbra_proto::identity::IdPrefix::Standard;
             if allowed {
                 // Batched (§12): queued, sent by the flush below once the
                 // conversation's window has passed.
