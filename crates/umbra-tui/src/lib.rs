@@ -175,6 +175,15 @@ pub fn run(client: Client) -> Result<(), TuiError> {
     r
 }
 
+/// Aborts its task when dropped (the TUI's timers end with the TUI).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs `umbra chat` inside an existing tokio runtime.
 pub async fn run_async(client: Arc<Client>) -> Result<(), TuiError> {
     let (_guard, mut terminal) = setup_terminal()?;
@@ -183,6 +192,20 @@ pub async fn run_async(client: Arc<Client>) -> Result<(), TuiError> {
     let (mut app, first) = App::new(client.account_id(), now_ms());
     app.settings = net.settings();
     dispatch(&net, first);
+    // Batched read receipts (`messages.md` §12) go out about once a second
+    // when their window has passed, not only on the next poll or read;
+    // failures are retried on the next tick (the poll reports network errors).
+    let _receipt_timer = AbortOnDrop(tokio::spawn({
+        let client = Arc::clone(&client);
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let _ = client.flush_receipts().await;
+            }
+        }
+    }));
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
