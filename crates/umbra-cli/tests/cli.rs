@@ -4,8 +4,9 @@
 //! directories.
 //!
 //! One test walks a whole session in order — account create, send, sync,
-//! requests, accept, messages, contacts and send-by-name, settings and read
-//! receipts, block — then checks that nothing in either profile directory
+//! requests, accept, messages, contacts and send-by-name, a file through
+//! the file server named in the devnet's `network.json` (send-file,
+//! download), settings and read receipts, block — then checks that nothing in either profile directory
 //! (database, WAL, key file) holds a message text, the recovery phrase or
 //! the seed, and that `account restore` gives back the same account and
 //! refuses a wrong phrase clearly. The devnet is stopped by a drop guard,
@@ -269,6 +270,36 @@ fn cli_session_between_two_profiles() {
         "Bob to get the message sent by name",
         text_is(T3),
     );
+
+    // A file (issue 9): the file server is the `file_server` of the
+    // devnet's network.json, which `account create` saved in the profile.
+    let dev_net: Value = serde_json::from_str(&std::fs::read_to_string(network).unwrap()).unwrap();
+    let fs_entry = &dev_net["file_server"];
+    assert_eq!(fs_entry["protocol"], "http", "{dev_net}");
+    assert!(fs_entry["port"].as_u64().is_some(), "{dev_net}");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(a_home.join("network.json")).unwrap())
+            .unwrap();
+    assert_eq!(&saved["file_server"], fs_entry);
+    assert!(!devnet_dir.join("fileserver.json").exists());
+    assert!(!a_home.join("fileserver.json").exists());
+    let file: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(7919) >> 3) as u8)
+        .collect();
+    let src = tmp.path().join("notes.bin");
+    std::fs::write(&src, &file).unwrap();
+    let sent = json_lines(&a_home, &["send-file", bob, src.to_str().unwrap()]);
+    let ts = sent[0]["timestamp"].as_u64().expect("timestamp");
+    assert_eq!(sent[0]["attachment"]["size"], 5000, "{sent:?}");
+    sync_until(&b_home, alice, "Bob to get Alice's file", |m| {
+        m["timestamp"] == ts && m["attachments"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    let dst = tmp.path().join("notes-from-alice.bin");
+    ok(
+        &b_home,
+        &["download", &ts.to_string(), dst.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read(&dst).unwrap(), file);
 
     // Settings: all off by default; read receipts on at both ends.
     for home in [&a_home, &b_home] {
