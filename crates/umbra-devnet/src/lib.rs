@@ -809,7 +809,10 @@ fn config_toml(cfg: &NodeConfig) -> String {
         cfg.registry_poll_ms,
         cfg.catchup_interval_ms
     );
-    s.push_str(&format!("publication_poll_ms = {}\n", cfg.publication_poll_ms));
+    s.push_str(&format!(
+        "publication_poll_ms = {}\n",
+        cfg.publication_poll_ms
+    ));
     s.push_str(&format!(
         "db_size_cap_bytes = {}\nrate_limit_burst = {}\nrate_limit_per_sec = {}\n",
         cfg.db_size_cap_bytes, cfg.rate_limit_burst, cfg.rate_limit_per_sec
