@@ -223,6 +223,26 @@ fn addr(r: &NodeRecord) -> NodeAddr {
 /// The text of a relay's `502` when the next node is listed but unreachable.
 const NEXT_NODE_UNREACHABLE: &str = "Next node unreachable: ";
 
+/// Classifies a relay's plaintext error: the path manager's outcome and
+/// where it failed. Our relays answer `502 Next node unreachable: X` when X
+/// is listed but does not answer: like `Next node not found: X`, it names X
+/// (replace that hop, or choose another destination) rather than blaming
+/// the path.
+fn classify_relay_error(status: u16, text: &str) -> (Outcome, FailedAt) {
+    let named = named_node(text);
+    let outcome = match (status, named) {
+        (502, Some(k)) if text.trim_start().starts_with(NEXT_NODE_UNREACHABLE) => {
+            Outcome::NextNodeNotFound(umbra_crypto::Ed25519Public::from_bytes(k))
+        }
+        _ => Outcome::from_relay_error(status, text),
+    };
+    let at = match named {
+        Some(k) => FailedAt::Node(k),
+        None => FailedAt::Relay,
+    };
+    (outcome, at)
+}
+
 /// The node a relay's plaintext error names (`Next node not found: <hex>`,
 /// `Next node unreachable: <hex>`, `Snode not ready: <hex>`).
 fn named_node(text: &str) -> Option<[u8; 32]> {
@@ -546,6 +566,35 @@ impl Network {
         }
     }
 
+    /// Sends a built onion to the path's guard with `timeout`. On failure,
+    /// the try's outcome and where it failed: an onion that could not be
+    /// built (`413`, never sent) or a guard that could not be reached.
+    async fn post_onion(
+        &self,
+        guard: &NodeRecord,
+        built: Result<umbra_proto::onion::BuiltOnion, NetError>,
+        timeout: Duration,
+    ) -> Result<(umbra_proto::onion::LayerKey, umbra_transport::Response), (Outcome, FailedAt)>
+    {
+        let built = built.map_err(|e| {
+            tracing::warn!(error = %e, "cannot build onion");
+            (Outcome::Rejected { status: 413 }, FailedAt::Build)
+        })?;
+        let unreachable = (Outcome::GuardUnreachable, FailedAt::Guard);
+        let len = built.body.len();
+        let req = Request::post("/onion_req/v2", built.body)
+            .map_err(|_| unreachable.clone())?
+            .timeout(timeout);
+        let resp = self
+            .send_logged(&addr(guard), None, len, req)
+            .await
+            .map_err(|e| {
+                tracing::debug!(error = %e, "guard unreachable");
+                unreachable
+            })?;
+        Ok((built.reply_key, resp))
+    }
+
     /// One try: build the onion for `path` → `destination`, send it to the
     /// guard, classify the reply (with where it failed, if it did).
     async fn send_once(
@@ -573,40 +622,11 @@ impl Network {
             build_padded_onion(EncType::XChaCha20, payload, &hops, &dest, &random)
                 .map_err(|e| NetError::Onion(e.to_string()))
         })();
-        let built = match built {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot build onion");
-                return (
-                    Outcome::Rejected { status: 413 },
-                    None,
-                    failed(FailedAt::Build, None),
-                );
-            }
+        let (reply_key, resp) = match self.post_onion(&path[0], built, self.request_timeout).await {
+            Ok(sent) => sent,
+            Err((outcome, at)) => return (outcome, None, failed(at, None)),
         };
-        let len = built.body.len();
-        let req = match Request::post("/onion_req/v2", built.body) {
-            Ok(r) => r.timeout(self.request_timeout),
-            Err(_) => {
-                return (
-                    Outcome::GuardUnreachable,
-                    None,
-                    failed(FailedAt::Guard, None),
-                );
-            }
-        };
-        let resp = match self.send_logged(&addr(&path[0]), None, len, req).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(error = %e, "guard unreachable");
-                return (
-                    Outcome::GuardUnreachable,
-                    None,
-                    failed(FailedAt::Guard, None),
-                );
-            }
-        };
-        match open_node_reply(&built.reply_key, resp.status.as_u16(), &resp.body) {
+        match open_node_reply(&reply_key, resp.status.as_u16(), &resp.body) {
             ReplyOutcome::Reply(r) => {
                 let t = r.body.get("t").and_then(Value::as_u64);
                 let text = match &r.body {
@@ -628,21 +648,7 @@ impl Network {
                 )
             }
             ReplyOutcome::RelayError { status, text } => {
-                let named = named_node(&text);
-                let outcome = match (status, named) {
-                    // Our relays answer `502 Next node unreachable: X` when
-                    // X is listed but does not answer: like `Next node not
-                    // found: X`, it names X (replace that hop, or choose
-                    // another destination) rather than blaming the path.
-                    (502, Some(k)) if text.trim_start().starts_with(NEXT_NODE_UNREACHABLE) => {
-                        Outcome::NextNodeNotFound(umbra_crypto::Ed25519Public::from_bytes(k))
-                    }
-                    _ => Outcome::from_relay_error(status, &text),
-                };
-                let at = match named {
-                    Some(k) => FailedAt::Node(k),
-                    None => FailedAt::Relay,
-                };
+                let (outcome, at) = classify_relay_error(status, &text);
                 (outcome, None, failed(at, Some((status, text))))
             }
             _ => (
@@ -973,51 +979,15 @@ impl Network {
             self.build_server_onion(payload, &hops, &dest, &random, server)
                 .map_err(|e| NetError::Onion(e.to_string()))
         })();
-        let built = match built {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot build server onion");
-                return (
-                    Outcome::Rejected { status: 413 },
-                    None,
-                    failed(FailedAt::Build, None),
-                );
-            }
+        let (reply_key, resp) = match self.post_onion(&path[0], built, timeout).await {
+            Ok(sent) => sent,
+            Err((outcome, at)) => return (outcome, None, failed(at, None)),
         };
-        let len = built.body.len();
-        let req = match Request::post("/onion_req/v2", built.body) {
-            Ok(r) => r.timeout(timeout),
-            Err(_) => {
-                return (
-                    Outcome::GuardUnreachable,
-                    None,
-                    failed(FailedAt::Guard, None),
-                );
-            }
-        };
-        let resp = match self.send_logged(&addr(&path[0]), None, len, req).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(error = %e, "guard unreachable");
-                return (
-                    Outcome::GuardUnreachable,
-                    None,
-                    failed(FailedAt::Guard, None),
-                );
-            }
-        };
-        match open_server_reply(&built.reply_key, resp.status.as_u16(), &resp.body) {
+        match open_server_reply(&reply_key, resp.status.as_u16(), &resp.body) {
             ReplyOutcome::Reply(r) => (Outcome::Success { node_time_ms: None }, Some(r), None),
             ReplyOutcome::RelayError { status, text } => {
-                let at = match named_node(&text) {
-                    Some(k) => FailedAt::Node(k),
-                    None => FailedAt::Relay,
-                };
-                (
-                    Outcome::from_relay_error(status, &text),
-                    None,
-                    failed(at, Some((status, text))),
-                )
+                let (outcome, at) = classify_relay_error(status, &text);
+                (outcome, None, failed(at, Some((status, text))))
             }
             _ => (
                 Outcome::RelayFailure,
