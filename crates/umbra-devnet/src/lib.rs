@@ -203,8 +203,16 @@ fn now_ms() -> u64 {
 }
 
 fn free_port_on(ip: Ipv4Addr) -> Result<u16, DevnetError> {
+    Ok(reserve_port_on(ip)?.1)
+}
+
+/// A free port on `ip`, kept bound (so neither another test nor an
+/// outgoing connection can take it) until the returned listener is dropped
+/// just before the node binds it.
+fn reserve_port_on(ip: Ipv4Addr) -> Result<(std::net::TcpListener, u16), DevnetError> {
     let l = std::net::TcpListener::bind((ip, 0)).map_err(io("finding a free port"))?;
-    Ok(l.local_addr().map_err(io("finding a free port"))?.port())
+    let port = l.local_addr().map_err(io("finding a free port"))?.port();
+    Ok((l, port))
 }
 
 fn free_port() -> Result<u16, DevnetError> {
@@ -267,12 +275,16 @@ impl Devnet {
         let mut keys = Vec::new();
         let mut addrs = Vec::new();
         let mut admins = Vec::new();
+        let mut reserved = Vec::new();
         for i in 0..opts.nodes {
             keys.push(node_key(&opts.dir, i)?);
             let ip = node_ip(i, opts.distinct_ips);
             let port = if opts.base_port == 0 {
-                free_port_on(ip)?
+                let (l, port) = reserve_port_on(ip)?;
+                reserved.push(Some(l));
+                port
             } else {
+                reserved.push(None);
                 opts.base_port
                     .checked_add(i as u16)
                     .ok_or_else(|| DevnetError::Invalid("port out of range".into()))?
@@ -325,7 +337,8 @@ impl Devnet {
             overrides: vec![NodeOverrides::default(); opts.nodes],
         };
         net.write_registry()?;
-        for i in 0..opts.nodes {
+        for (i, reservation) in reserved.iter_mut().enumerate() {
+            drop(reservation.take());
             let r = net.spawn(i).await?;
             net.runners.push(r);
         }
