@@ -9,9 +9,8 @@
 //! [`Network::record_requests`] on, each send is logged with its target
 //! node, endpoint and (for direct requests) RPC method. Node-side request
 //! counters cannot tell an onion-delivered `store` from a direct one, so
-//! the client-side log is the sound place to count. A is chosen so that
-//! its swarm holds no seed node, and the persisted guards are chosen
-//! outside A's swarm, so the expected direct requests (bootstrap
+//! the client-side log is the sound place to count. The client's seed
+//! nodes and persisted guards are chosen outside A's swarm, so the expected direct requests (bootstrap
 //! `get_registry` to seeds, `info` guard tests) can never land on A's
 //! swarm; any request that does is a leak.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -24,8 +23,10 @@ use umbra_client::api::Api;
 use umbra_client::net::Network;
 use umbra_devnet::{Devnet, DevnetOptions};
 use umbra_proto::identity::AccountKeys;
+use umbra_proto::network::SeedNode;
 use umbra_proto::path::{GuardState, PathConfig, SavedGuard};
 use umbra_proto::rpc::Namespace;
+use umbra_proto::rpc::encoding::Ed25519Hex;
 use umbra_proto::rpc::sign::{ExpireMode, Signer};
 use umbra_transport::{Clock, SystemClock};
 
@@ -44,37 +45,46 @@ async fn store_and_retrieve_via_different_paths_without_direct_contact() {
         "{} swarms",
         reg.swarm_ids().len()
     );
-    let seeds: BTreeSet<[u8; 32]> = devnet
-        .network()
+
+    // Account A, and seed nodes outside A's swarm: the devnet's own seeds
+    // are its first three (random) nodes, which may sit in every swarm, so
+    // the client gets seeds of its own. Bootstrapping then never contacts a
+    // member of A's swarm directly.
+    let keys = AccountKeys::from_seed(&[1; 32]);
+    let swarm: BTreeSet<[u8; 32]> = reg
+        .members_for(&keys.account_id())
+        .iter()
+        .map(|r| r.ed25519.to_bytes())
+        .collect();
+    let a = keys.account_id();
+    assert!(swarm.len() >= 3);
+    let outside: Vec<_> = reg
+        .nodes()
+        .iter()
+        .filter(|r| !swarm.contains(&r.ed25519.to_bytes()))
+        .cloned()
+        .collect();
+    let mut network = devnet.network().clone();
+    network.seed_nodes = outside
+        .iter()
+        .take(3)
+        .map(|r| SeedNode {
+            ip: r.ipv4,
+            port_https: r.https_port,
+            pubkey_ed25519: Ed25519Hex(r.ed25519),
+        })
+        .collect();
+    let seeds: BTreeSet<[u8; 32]> = network
         .seed_nodes
         .iter()
         .map(|s| s.pubkey_ed25519.0.to_bytes())
         .collect();
 
-    // Account A: a swarm without seed nodes.
-    let (keys, swarm) = (1u8..=255)
-        .map(|i| AccountKeys::from_seed(&[i; 32]))
-        .find_map(|k| {
-            let swarm: BTreeSet<[u8; 32]> = reg
-                .members_for(&k.account_id())
-                .iter()
-                .map(|r| r.ed25519.to_bytes())
-                .collect();
-            swarm.is_disjoint(&seeds).then_some((k, swarm))
-        })
-        .expect("an account whose swarm holds no seed");
-    let a = keys.account_id();
-    assert!(swarm.len() >= 3);
-
     // Persisted guards outside A's swarm (and not seeds).
     let now = SystemClock.now_ms();
-    let guards: Vec<SavedGuard> = reg
-        .nodes()
+    let guards: Vec<SavedGuard> = outside
         .iter()
-        .filter(|r| {
-            let k = r.ed25519.to_bytes();
-            !swarm.contains(&k) && !seeds.contains(&k)
-        })
+        .filter(|r| !seeds.contains(&r.ed25519.to_bytes()))
         .take(2)
         .map(|r| SavedGuard {
             ed25519: r.ed25519,
@@ -84,7 +94,7 @@ async fn store_and_retrieve_via_different_paths_without_direct_contact() {
     assert_eq!(guards.len(), 2);
     let guard_keys: BTreeSet<[u8; 32]> = guards.iter().map(|g| g.ed25519.to_bytes()).collect();
     let net = Network::new(
-        devnet.network().clone(),
+        network,
         PathConfig::default(),
         Some(&GuardState::new(guards).unwrap()),
         None,

@@ -21,8 +21,11 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use umbra_crypto::Ed25519Keypair;
 use umbra_node::NodeConfig;
+use umbra_proto::identity::AccountKeys;
 use umbra_proto::network::{NetworkConfig, SwarmParamsJson};
 use umbra_proto::onion::{
     BuiltOnion, EncType, IncomingLayer, LayerRandom, NodeLayerSecret, NodeRequestOptions,
@@ -53,7 +56,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-fn report(name: &str, mut samples: Vec<Duration>) {
+/// Prints p50 and p99 of `samples`; returns the p50 in seconds.
+fn report(name: &str, mut samples: Vec<Duration>) -> f64 {
     samples.sort();
     println!(
         "{name:<22} n={:<5} p50={:>8.3} ms  p99={:>8.3} ms",
@@ -61,6 +65,20 @@ fn report(name: &str, mut samples: Vec<Duration>) {
         percentile(&samples, 0.50).as_secs_f64() * 1e3,
         percentile(&samples, 0.99).as_secs_f64() * 1e3,
     );
+    percentile(&samples, 0.50).as_secs_f64()
+}
+
+/// A `store` of 1 KiB to `account`'s public inbox; `(run, i)` makes the
+/// message unique.
+fn store_body(account: &AccountKeys, run: u32, i: u32) -> Vec<u8> {
+    let mut data = format!("bench store {run} {i} ").into_bytes();
+    data.resize(1024, b'.');
+    serde_json::to_vec(&serde_json::json!({"method": "store", "params": {
+        "pubkey": account.account_id().to_string(),
+        "timestamp": now_ms(), "ttl": 3_600_000,
+        "data": STANDARD.encode(data),
+    }}))
+    .unwrap_or_default()
 }
 
 /// The 1-, 5- and 15-minute load averages.
@@ -142,7 +160,7 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
         options: NodeRequestOptions::default(),
     };
     let info = br#"{"method":"info","params":{}}"#;
-    let build = || -> Result<BuiltOnion, BoxError> {
+    let build_for = |payload: &[u8]| -> Result<BuiltOnion, BoxError> {
         let random: Vec<LayerRandom> = (0..4)
             .map(|_| {
                 LayerRandom::new(
@@ -153,12 +171,13 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
             .collect();
         Ok(build_padded_onion(
             EncType::XChaCha20,
-            info,
+            payload,
             &hops,
             &dest,
             &random,
         )?)
     };
+    let build = || build_for(info);
     // One pooled connection per onion in flight, as many clients would.
     let client = NodeClient::new(ClientConfig {
         max_idle_per_node: in_flight,
@@ -173,29 +192,80 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
         client.post(&guard, "/onion_req/v2", o.body).await?;
     }
 
+    // A client's real requests: a 1 KiB `store` to an account whose swarm
+    // holds D (the first of the bench accounts that D accepts), and a signed
+    // `retrieve` of at most 5 messages.
+    let mut account = None;
+    for i in 0..64u8 {
+        let keys = AccountKeys::from_seed(&[i; 32]);
+        let r = client
+            .post(&d, "/storage_rpc/v1", store_body(&keys, 0, u32::MAX))
+            .await?;
+        if r.status == 200 {
+            account = Some(keys);
+            break;
+        }
+    }
+    let account = account.ok_or("no bench account lives in D's swarm")?;
+    let ts = now_ms();
+    let sig = account.ed25519().sign(format!("retrieve{ts}").as_bytes());
+    let retrieve = serde_json::to_vec(&serde_json::json!({"method": "retrieve", "params": {
+        "pubkey": account.account_id().to_string(),
+        "pubkey_ed25519": hex::encode(account.ed25519_public().as_bytes()),
+        "timestamp": ts, "signature": STANDARD.encode(sig), "max_count": 5,
+    }}))?;
+
     println!("load average before    {}", loadavg());
-    let mut direct = Vec::with_capacity(sequential);
-    for _ in 0..sequential {
-        let t = Instant::now();
-        let r = client.post(&d, "/storage_rpc/v1", &info[..]).await?;
-        direct.push(t.elapsed());
-        if r.status != 200 {
-            return Err(format!("direct info answered {}", r.status).into());
+    let n = sequential as u32;
+    let kinds: [(&str, Vec<Vec<u8>>, Vec<Vec<u8>>); 3] = [
+        (
+            "info",
+            vec![info.to_vec(); sequential],
+            vec![info.to_vec(); sequential],
+        ),
+        (
+            "store",
+            (0..n).map(|i| store_body(&account, 1, i)).collect(),
+            (0..n).map(|i| store_body(&account, 2, i)).collect(),
+        ),
+        (
+            "retrieve",
+            vec![retrieve.clone(); sequential],
+            vec![retrieve.clone(); sequential],
+        ),
+    ];
+    let mut ratios = Vec::new();
+    for (kind, direct_bodies, onion_bodies) in kinds {
+        let mut direct = Vec::with_capacity(sequential);
+        for body in direct_bodies {
+            let t = Instant::now();
+            let r = client.post(&d, "/storage_rpc/v1", body).await?;
+            direct.push(t.elapsed());
+            if r.status != 200 {
+                return Err(format!("direct {kind} answered {}", r.status).into());
+            }
         }
-    }
-    let onions: Vec<BuiltOnion> = (0..sequential).map(|_| build()).collect::<Result<_, _>>()?;
-    let mut onion = Vec::with_capacity(sequential);
-    for o in onions {
-        let t = Instant::now();
-        let r = client.post(&guard, "/onion_req/v2", o.body.clone()).await?;
-        onion.push(t.elapsed());
-        match open_node_reply(&o.reply_key, r.status.as_u16(), &r.body) {
-            ReplyOutcome::Reply(rep) if rep.status == 200 => {}
-            other => return Err(format!("onion reply: {other:?}").into()),
+        let onions: Vec<BuiltOnion> = onion_bodies
+            .iter()
+            .map(|b| build_for(b))
+            .collect::<Result<_, _>>()?;
+        let mut onion = Vec::with_capacity(sequential);
+        for o in onions {
+            let t = Instant::now();
+            let r = client.post(&guard, "/onion_req/v2", o.body.clone()).await?;
+            onion.push(t.elapsed());
+            match open_node_reply(&o.reply_key, r.status.as_u16(), &r.body) {
+                ReplyOutcome::Reply(rep) if rep.status == 200 => {}
+                other => return Err(format!("onion {kind} reply: {other:?}").into()),
+            }
         }
+        let (d50, o50) = (
+            report(&format!("direct {kind}"), direct),
+            report(&format!("3-hop onion {kind}"), onion),
+        );
+        ratios.push(format!("{kind} {:.1}x", o50 / d50));
     }
-    report("direct info", direct);
-    report("3-hop onion info", onion);
+    println!("p50 3-hop / direct     {}", ratios.join(", "));
 
     // The crypto on the onion's critical path alone: the four peels (one
     // X25519 + key derivation + AEAD each, node public keys cached), done

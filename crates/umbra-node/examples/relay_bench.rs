@@ -25,8 +25,8 @@
 //! change caches and frequency. The round trip 3-hop vs direct is measured
 //! by `onion_bench` (same directory).
 //!
-//! `cargo run --release -p umbra-node --example relay_bench -- [onions] [in_flight]`
-//! (defaults: 4000 onions, 64 in flight). Linux only (schedstat).
+//! `cargo run --release -p umbra-node --example relay_bench -- [onions] [in_flight] [rounds]`
+//! (defaults: 8000 onions, 64 in flight, 8 rounds). Linux only (schedstat).
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -96,8 +96,9 @@ fn node_config(dir: &std::path::Path, i: u8) -> Result<NodeConfig, BoxError> {
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let onions: usize = args.first().map_or(Ok(4000), |a| a.parse())?;
+    let onions: usize = args.first().map_or(Ok(8000), |a| a.parse())?;
     let in_flight: usize = args.get(1).map_or(Ok(64), |a| a.parse())?;
+    let rounds: usize = args.get(2).map_or(Ok(8), |a| a.parse())?.max(1);
     let dir = tempfile::tempdir()?;
     let registry_key = Ed25519Keypair::from_seed(&[0xEE; 32]);
     let network = NetworkConfig {
@@ -231,89 +232,117 @@ fn main() -> Result<(), BoxError> {
         }
         println!("load average before  {}", loadavg());
 
-        // Relay throughput of R.
-        let batch: Vec<BuiltOnion> = (0..onions).map(|_| build()).collect::<Result<_, _>>()?;
-        // The layers R receives, for the crypto bound below.
-        let g_secret = keys[0].x25519_secret();
-        let mut r_layers = Vec::with_capacity(batch.len());
-        for o in &batch {
-            if let Peeled::Forward { message, .. } = peel_entry(&o.body, &g_secret)? {
-                r_layers.push((message.ephemeral_key, message.data));
-            }
-        }
-        let queue = Arc::new(std::sync::Mutex::new(batch));
-        let hops_before = r_node.metrics.onion_hops.get();
-        let cpu_before = cpu_ns(&r_task)?;
-        let t = Instant::now();
-        let workers: Vec<_> = (0..in_flight)
-            .map(|_| {
-                let queue = queue.clone();
-                let client = client.clone();
-                tokio::spawn(async move {
-                    let mut ok = 0u64;
-                    loop {
-                        let next = queue.lock().map(|mut q| q.pop()).ok().flatten();
-                        let Some(o) = next else { break };
-                        if let Ok(r) = client.post(&guard, "/onion_req/v2", o.body).await
-                            && r.status == 200
-                        {
-                            ok += 1;
-                        }
-                    }
-                    ok
-                })
-            })
-            .collect();
-        let mut ok = 0;
-        for w in workers {
-            ok += w.await?;
-        }
-        let wall = t.elapsed().as_secs_f64();
-        let r_cpu = (cpu_ns(&r_task)? - cpu_before) as f64 / 1e9;
-        let relayed = r_node.metrics.onion_hops.get() - hops_before;
-        let relay_rate = relayed as f64 / r_cpu;
-
-        // The crypto bound on the same layers, on this thread.
+        // Relay throughput of R against the crypto bound, in rounds: each
+        // round relays a batch through R, then runs the bound on the very
+        // layers R received, so both are measured within the same second or
+        // two. (This VM's speed drifts by up to 1.5x between minutes: an
+        // X25519 takes 56 us in one run and 85 us in the next.)
+        let per_round = onions.div_ceil(rounds).max(1);
         let r_secret = keys[1].x25519_secret();
         let r_x = keys[1].public().to_x25519()?;
+        let g_secret = keys[0].x25519_secret();
         let me = this_task()?;
-        let c0 = cpu_ns(&me)?;
+        let mut ratios = Vec::with_capacity(rounds);
+        let (mut ok, mut relayed, mut r_cpu, mut crypto_cpu, mut bound_layers) = (0u64, 0u64, 0f64, 0f64, 0usize);
         let mut opened = 0usize;
-        for (e, data) in &r_layers {
-            let shared = r_secret.diffie_hellman(e)?;
-            let key: [u8; 32] = blake2b_multi(
-                &[shared.as_bytes(), e.as_bytes(), r_x.as_bytes()],
-                32,
-                Blake2bParams::default(),
-            )?
-            .try_into()
-            .map_err(|_| "key length")?;
-            let (nonce, ct) = data.split_at(24);
-            opened += umbra_crypto::aead::xchacha20_decrypt(&key, nonce, ct, b"")?.len();
+        let mut layer_len = 0usize;
+        let t = Instant::now();
+        for _ in 0..rounds {
+            let batch: Vec<BuiltOnion> =
+                (0..per_round).map(|_| build()).collect::<Result<_, _>>()?;
+            // The layers R receives, for the crypto bound below.
+            let mut r_layers = Vec::with_capacity(batch.len());
+            for o in &batch {
+                if let Peeled::Forward { message, .. } = peel_entry(&o.body, &g_secret)? {
+                    r_layers.push((message.ephemeral_key, message.data));
+                }
+            }
+            let queue = Arc::new(std::sync::Mutex::new(batch));
+            let hops_before = r_node.metrics.onion_hops.get();
+            let cpu_before = cpu_ns(&r_task)?;
+            let workers: Vec<_> = (0..in_flight)
+                .map(|_| {
+                    let queue = queue.clone();
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        let mut ok = 0u64;
+                        loop {
+                            let next = queue.lock().map(|mut q| q.pop()).ok().flatten();
+                            let Some(o) = next else { break };
+                            if let Ok(r) = client.post(&guard, "/onion_req/v2", o.body).await
+                                && r.status == 200
+                            {
+                                ok += 1;
+                            }
+                        }
+                        ok
+                    })
+                })
+                .collect();
+            // The crypto bound on the same layers, on this thread, while R
+            // relays them: both are timed under the same machine speed. The
+            // layers are opened over and over until the round ends.
+            let c0 = cpu_ns(&me)?;
+            let mut bound_opened = 0usize;
+            for (e, data) in r_layers.iter().cycle() {
+                if bound_opened >= r_layers.len() && workers.iter().all(|w| w.is_finished()) {
+                    break;
+                }
+                let shared = r_secret.diffie_hellman(e)?;
+                let key: [u8; 32] = blake2b_multi(
+                    &[shared.as_bytes(), e.as_bytes(), r_x.as_bytes()],
+                    32,
+                    Blake2bParams::default(),
+                )?
+                .try_into()
+                .map_err(|_| "key length")?;
+                let (nonce, ct) = data.split_at(24);
+                opened += umbra_crypto::aead::xchacha20_decrypt(&key, nonce, ct, b"")?.len();
+                bound_opened += 1;
+            }
+            let round_crypto = (cpu_ns(&me)? - c0) as f64 / 1e9;
+            for w in workers {
+                ok += w.await?;
+            }
+            let round_cpu = (cpu_ns(&r_task)? - cpu_before) as f64 / 1e9;
+            let round_relayed = r_node.metrics.onion_hops.get() - hops_before;
+            layer_len = r_layers.first().map_or(layer_len, |(_, d)| d.len());
+            ratios.push(
+                (round_relayed as f64 / round_cpu) / (bound_opened as f64 / round_crypto),
+            );
+            relayed += round_relayed;
+            r_cpu += round_cpu;
+            crypto_cpu += round_crypto;
+            bound_layers += bound_opened;
         }
-        let crypto_cpu = (cpu_ns(&me)? - c0) as f64 / 1e9;
-        let crypto_rate = r_layers.len() as f64 / crypto_cpu;
-        let layer_len = r_layers.first().map_or(0, |(_, d)| d.len());
+        let wall = t.elapsed().as_secs_f64();
+        let relay_rate = relayed as f64 / r_cpu;
+        let crypto_rate = bound_layers as f64 / crypto_cpu;
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
 
         println!(
-            "onions                {ok}/{onions} ok in {wall:.2} s wall, {in_flight} in flight"
+            "onions                {ok}/{} ok in {rounds} rounds, {wall:.2} s wall, {in_flight} in flight",
+            per_round * rounds
         );
         println!(
             "relay R               {relayed} layers of {layer_len} B in {r_cpu:.3} s of R's CPU: {relay_rate:.0} layers/s per core ({:.1} µs/layer)",
             1e6 / relay_rate
         );
         println!(
-            "crypto bound          {} layers ({opened} B opened) in {crypto_cpu:.3} s CPU: {crypto_rate:.0} layers/s per core ({:.1} µs/layer: X25519 + BLAKE2b-256 + XChaCha20-Poly1305)",
-            r_layers.len(),
+            "crypto bound          {bound_layers} layers ({opened} B opened) in {crypto_cpu:.3} s CPU: {crypto_rate:.0} layers/s per core ({:.1} µs/layer: X25519 + BLAKE2b-256 + XChaCha20-Poly1305)",
             1e6 / crypto_rate
         );
         println!(
-            "relay / bound         {:.1} %",
+            "relay / bound         {:.1} % (median of {rounds} rounds; min {:.1} %, max {:.1} %; totals {:.1} %)",
+            100.0 * median,
+            100.0 * ratios.first().copied().unwrap_or(0.0),
+            100.0 * ratios.last().copied().unwrap_or(0.0),
             100.0 * relay_rate / crypto_rate
         );
 
         // Public-key work R no longer does per layer, for reference (same thread).
-        let n = r_layers.len().min(2000) as f64;
+        let n = 2000f64;
         let per = |f: &mut dyn FnMut()| -> Result<f64, BoxError> {
             let c = cpu_ns(&me)?;
             for _ in 0..n as usize {

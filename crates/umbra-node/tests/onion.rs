@@ -552,28 +552,39 @@ async fn slow_next_hop_times_out_with_504() {
 async fn relays_reuse_pooled_connections() {
     let net = TestNet::start(4).await;
     let info = json!({"method": "info", "params": {}});
-    for _ in 0..10 {
-        let built = onion_to(
+    let onion = || {
+        onion_to(
             &net,
             &[0, 1, 2],
             3,
             &info,
             EncType::XChaCha20,
             NodeRequestOptions::default(),
-        );
+        )
+    };
+    for _ in 0..10 {
+        let built = onion();
         let (status, body) = send(&net, 0, built.body.clone()).await;
         assert_eq!(open(&built, status, &body).0, 200);
     }
-    // Ten sequential relays from the guard to hop 2 reused one connection of
-    // the relay pool: a new connection per request would have left ten idle
-    // (the pool keeps up to 64), none would mean the pool was not used.
-    let guard = &net.node(0).node;
+    // Then 24 onions at once: HTTP/2 carries them all on the same
+    // connection of each link.
+    let batch: Vec<_> = (0..24).map(|_| onion()).collect();
+    let replies =
+        futures::future::join_all(batch.iter().map(|built| send(&net, 0, built.body.clone())))
+            .await;
+    for (built, (status, body)) in batch.iter().zip(replies) {
+        assert_eq!(open(built, status, &body).0, 200);
+    }
+    // 34 relays from the guard to hop 2 and from hop 2 to hop 3 opened one
+    // connection per link, and it is still pooled: a connection per request
+    // (or per request in flight) would have opened many more.
+    let (guard, hop2) = (&net.node(0).node, &net.node(1).node);
+    assert_eq!(onion::relay_connections_opened(guard), 1);
+    assert_eq!(onion::relay_connections_opened(hop2), 1);
     assert_eq!(onion::relay_idle_connections(guard, &net.node_addr(1)), 1);
-    assert_eq!(
-        onion::relay_idle_connections(&net.node(1).node, &net.node_addr(2)),
-        1
-    );
-    assert_eq!(onion_hops(&net, 0), 10);
+    assert_eq!(onion::relay_idle_connections(hop2, &net.node_addr(2)), 1);
+    assert_eq!(onion_hops(&net, 0), 34);
 }
 
 /// POSTs `body` to `path` on `node` over a pinned TLS connection made from

@@ -17,6 +17,14 @@
 //! after [`ClientConfig::idle_timeout`], which should stay below the server's
 //! keep-alive timeout (30 s for Umbra nodes).
 //!
+//! With [`ClientConfig::http2`] (nodes relaying onion layers to their
+//! neighbours) the client speaks HTTP/2 instead: one connection per node
+//! carries every request in flight to it as a separate stream, so a busy
+//! link needs one TLS session and its frames are batched into few writes
+//! and TLS records, rather than one connection and one write per request in
+//! flight. The connection is kept while it is used and dropped after
+//! [`ClientConfig::idle_timeout`] without requests.
+//!
 //! Every request has one overall timeout covering connect, handshake,
 //! request and the whole response body. A connection whose request failed or
 //! timed out is closed, never reused.
@@ -31,8 +39,8 @@ use bytes::{Bytes, BytesMut};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -275,6 +283,10 @@ pub struct ClientConfig {
     /// connection, `crate::server::PeerNode`), never by clients. Default:
     /// none.
     pub identity: Option<tls::ClientIdentity>,
+    /// Speak HTTP/2: one multiplexed connection per node instead of one
+    /// HTTP/1.1 connection per request in flight (`max_idle_per_node` is
+    /// then unused). Default: off (HTTP/1.1).
+    pub http2: bool,
 }
 
 impl Default for ClientConfig {
@@ -285,6 +297,7 @@ impl Default for ClientConfig {
             max_idle_per_node: 4,
             idle_timeout: Duration::from_secs(20),
             identity: None,
+            http2: false,
         }
     }
 }
@@ -302,6 +315,8 @@ pub struct NodeClient {
 struct Inner {
     config: ClientConfig,
     pool: Mutex<Pool>,
+    /// Connections opened so far (TLS handshakes completed).
+    opened: std::sync::atomic::AtomicU64,
 }
 
 impl Default for NodeClient {
@@ -317,6 +332,7 @@ impl NodeClient {
             inner: Arc::new(Inner {
                 config,
                 pool: Mutex::new(Pool::default()),
+                opened: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -357,21 +373,30 @@ impl NodeClient {
         }
     }
 
-    /// Number of idle pooled connections to `node` that a request could
-    /// still use (open and not expired); for tests and metrics.
+    /// Number of pooled connections to `node` that a request could still
+    /// use (open and not expired): idle HTTP/1.1 connections, or the shared
+    /// HTTP/2 connection; for tests and metrics.
     pub fn idle_connections(&self, node: &NodeAddr) -> usize {
         let now = Instant::now();
         let idle_timeout = self.inner.config.idle_timeout;
-        self.inner
-            .lock_pool()
-            .idle
-            .get(&PoolKey::from(node))
-            .map_or(0, |conns| {
-                conns
-                    .iter()
-                    .filter(|c| c.is_usable(now, idle_timeout))
-                    .count()
-            })
+        let key = PoolKey::from(node);
+        let pool = self.inner.lock_pool();
+        let h1 = pool.idle.get(&key).map_or(0, |conns| {
+            conns
+                .iter()
+                .filter(|c| c.is_usable(now, idle_timeout))
+                .count()
+        });
+        let h2 = pool.shared.get(&key).map_or(0, |(sender, used)| {
+            usize::from(!sender.is_closed() && now.duration_since(*used) < idle_timeout)
+        });
+        h1 + h2
+    }
+
+    /// Connections this client has opened so far (to any node): each one
+    /// cost a TCP and a TLS handshake. For tests and metrics.
+    pub fn connections_opened(&self) -> u64 {
+        self.inner.opened.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn exchange(
@@ -381,6 +406,11 @@ impl NodeClient {
     ) -> Result<Response, TransportError> {
         let addr = node.addr;
         let key = PoolKey::from(node);
+        if self.inner.config.http2 {
+            // Boxed: keeps the HTTP/1.1 path's future (held by every
+            // caller's future) as small as it was.
+            return Box::pin(self.exchange_h2(node, key, request)).await;
+        }
         let mut http_request = build_request(node, request)?;
 
         // Reuse an idle connection when one still works.
@@ -401,6 +431,7 @@ impl NodeClient {
         }
 
         let mut conn = connect(node, self.inner.config.identity.as_ref()).await?;
+        self.inner.count_opened();
         let response =
             conn.sender
                 .send_request(http_request)
@@ -410,6 +441,62 @@ impl NodeClient {
                     source: Arc::new(e),
                 })?;
         self.finish(key, conn, response).await
+    }
+
+    /// [`Self::exchange`] over the node's shared HTTP/2 connection, opened
+    /// when there is none or it has closed.
+    async fn exchange_h2(
+        &self,
+        node: &NodeAddr,
+        key: PoolKey,
+        request: Request,
+    ) -> Result<Response, TransportError> {
+        let addr = node.addr;
+        let mut http_request = build_request_h2(node, request)?;
+        if let Some(mut sender) = self.inner.shared(&key) {
+            if sender.ready().await.is_ok() {
+                match sender.try_send_request(http_request).await {
+                    Ok(response) => return self.finish_h2(addr, response).await,
+                    Err(mut error) => match error.take_message() {
+                        // Not sent: the connection had closed; open another.
+                        Some(unsent) => http_request = unsent,
+                        None => {
+                            return Err(TransportError::Http {
+                                addr,
+                                source: Arc::new(error.into_error()),
+                            });
+                        }
+                    },
+                }
+            }
+            self.inner.drop_shared(&key);
+        }
+        let mut sender = connect_h2(node, self.inner.config.identity.as_ref()).await?;
+        self.inner.count_opened();
+        self.inner.put_shared(key, sender.clone());
+        let response =
+            sender
+                .send_request(http_request)
+                .await
+                .map_err(|e| TransportError::Http {
+                    addr,
+                    source: Arc::new(e),
+                })?;
+        self.finish_h2(addr, response).await
+    }
+
+    async fn finish_h2(
+        &self,
+        addr: SocketAddr,
+        response: http::Response<hyper::body::Incoming>,
+    ) -> Result<Response, TransportError> {
+        let (parts, body) = response.into_parts();
+        let body = read_body(addr, body, self.inner.config.max_response_bytes).await?;
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 
     async fn finish(
@@ -462,6 +549,37 @@ fn build_request(
         .map_err(|_| TransportError::InvalidRequest("the request could not be assembled"))
 }
 
+/// [`build_request`] for HTTP/2, whose requests carry scheme and authority
+/// as pseudo-headers instead of a `Host` header.
+fn build_request_h2(
+    node: &NodeAddr,
+    request: Request,
+) -> Result<http::Request<Full<Bytes>>, TransportError> {
+    let Request {
+        method,
+        path,
+        headers,
+        body,
+        timeout: _,
+    } = request;
+    let uri = http::Uri::builder()
+        .scheme(http::uri::Scheme::HTTPS)
+        .authority(node.addr.to_string())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| TransportError::InvalidRequest("the request URI could not be assembled"))?;
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .version(http::Version::HTTP_2);
+    if let Some(map) = builder.headers_mut() {
+        map.extend(headers);
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|_| TransportError::InvalidRequest("the request could not be assembled"))
+}
+
 async fn read_body(
     addr: SocketAddr,
     mut body: hyper::body::Incoming,
@@ -488,12 +606,19 @@ async fn read_body(
     Ok(buf.freeze())
 }
 
-/// Opens a TCP connection, runs the pinned TLS handshake and the HTTP/1.1
-/// handshake, and spawns the task that drives the connection.
-async fn connect(
+/// Flow-control windows of an HTTP/2 connection: a stream may carry a
+/// largest onion (10 MiB) without waiting for window updates every 64 KiB.
+pub const H2_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+/// See [`H2_STREAM_WINDOW`]: the whole connection's window.
+pub const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
+/// The TCP connection and pinned TLS handshake of [`connect`] and
+/// [`connect_h2`], offering the ALPN protocol `alpn`.
+async fn tls_connect(
     node: &NodeAddr,
     identity: Option<&tls::ClientIdentity>,
-) -> Result<Conn, TransportError> {
+    alpn: &[u8],
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TransportError> {
     let addr = node.addr;
     let tcp = TcpStream::connect(addr)
         .await
@@ -503,9 +628,9 @@ async fn connect(
         })?;
     let _ = tcp.set_nodelay(true);
 
-    let config = tls::client_config_with(node.key, identity)
+    let config = tls::client_config_alpn(node.key, identity, alpn)
         .map_err(|e| TransportError::Config(Arc::new(e)))?;
-    let stream = TlsConnector::from(config)
+    TlsConnector::from(config)
         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
         .await
         .map_err(|e| {
@@ -517,7 +642,44 @@ async fn connect(
                     source: Arc::new(e),
                 }
             }
+        })
+}
+
+/// Opens a connection speaking HTTP/2 and spawns the task that drives it.
+/// The connection closes when the last clone of the returned sender is
+/// dropped and its streams have ended.
+async fn connect_h2(
+    node: &NodeAddr,
+    identity: Option<&tls::ClientIdentity>,
+) -> Result<http2::SendRequest<Full<Bytes>>, TransportError> {
+    let addr = node.addr;
+    let stream = tls_connect(node, identity, tls::H2_ALPN).await?;
+    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| TransportError::Http {
+            addr,
+            source: Arc::new(e),
         })?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            debug!(%addr, %error, "node connection (HTTP/2) ended with an error");
+        }
+    });
+    debug!(%addr, "connected to node (HTTP/2)");
+    Ok(sender)
+}
+
+/// Opens a TCP connection, runs the pinned TLS handshake and the HTTP/1.1
+/// handshake, and spawns the task that drives the connection.
+async fn connect(
+    node: &NodeAddr,
+    identity: Option<&tls::ClientIdentity>,
+) -> Result<Conn, TransportError> {
+    let addr = node.addr;
+    let stream = tls_connect(node, identity, tls::H1_ALPN).await?;
 
     let (sender, connection) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
@@ -582,6 +744,8 @@ impl Conn {
 #[derive(Debug, Default)]
 struct Pool {
     idle: HashMap<PoolKey, Vec<Conn>>,
+    /// HTTP/2 connections, one per node, with when each was last used.
+    shared: HashMap<PoolKey, (http2::SendRequest<Full<Bytes>>, Instant)>,
     last_sweep: Option<Instant>,
 }
 
@@ -609,6 +773,35 @@ impl Inner {
             pool.idle.remove(key);
         }
         found
+    }
+
+    fn count_opened(&self) {
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The node's HTTP/2 connection, if it is open.
+    fn shared(&self, key: &PoolKey) -> Option<http2::SendRequest<Full<Bytes>>> {
+        let now = Instant::now();
+        let mut pool = self.lock_pool();
+        pool.sweep(now, self.config.idle_timeout);
+        let (sender, used) = pool.shared.get_mut(key)?;
+        if sender.is_closed() {
+            pool.shared.remove(key);
+            return None;
+        }
+        *used = now;
+        Some(sender.clone())
+    }
+
+    fn put_shared(&self, key: PoolKey, sender: http2::SendRequest<Full<Bytes>>) {
+        self.lock_pool()
+            .shared
+            .insert(key, (sender, Instant::now()));
+    }
+
+    fn drop_shared(&self, key: &PoolKey) {
+        self.lock_pool().shared.remove(key);
     }
 
     fn put_idle(&self, key: PoolKey, mut conn: Conn) {
@@ -645,6 +838,9 @@ impl Pool {
         self.idle.retain(|_, conns| {
             conns.retain(|c| c.is_usable(now, idle_timeout));
             !conns.is_empty()
+        });
+        self.shared.retain(|_, (sender, used)| {
+            !sender.is_closed() && now.duration_since(*used) < idle_timeout
         });
     }
 }

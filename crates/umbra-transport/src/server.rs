@@ -294,7 +294,9 @@ impl Server {
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20))
-            .max_concurrent_streams(128);
+            .max_concurrent_streams(128)
+            .initial_stream_window_size(crate::client::H2_STREAM_WINDOW)
+            .initial_connection_window_size(crate::client::H2_CONNECTION_WINDOW);
         if !self.http2 {
             builder = builder.http1_only();
         }

@@ -55,7 +55,13 @@ pub const ED25519_SPKI_LEN: usize = ED25519_SPKI_PREFIX.len() + 32;
 const SERVER_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// ALPN identifier the node client asks for.
-pub(crate) const CLIENT_ALPN: &[u8] = b"http/1.1";
+pub(crate) const CLIENT_ALPN: &[u8] = H1_ALPN;
+
+/// The ALPN identifier of HTTP/1.1.
+pub(crate) const H1_ALPN: &[u8] = b"http/1.1";
+
+/// The ALPN identifier of HTTP/2.
+pub(crate) const H2_ALPN: &[u8] = b"h2";
 
 /// A failure to build a TLS configuration or certificate.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +171,16 @@ pub fn client_config_with(
     expected: Ed25519Public,
     identity: Option<&ClientIdentity>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
+    client_config_alpn(expected, identity, CLIENT_ALPN)
+}
+
+/// [`client_config_with`] offering the ALPN protocol `alpn` (`http/1.1` or
+/// `h2`).
+pub(crate) fn client_config_alpn(
+    expected: Ed25519Public,
+    identity: Option<&ClientIdentity>,
+    alpn: &[u8],
+) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
     let verifier = Arc::new(PinnedNodeVerifier::new(expected, &provider));
     let builder = ClientConfig::builder_with_provider(provider)
@@ -176,7 +192,7 @@ pub fn client_config_with(
         Some(id) => builder.with_client_cert_resolver(Arc::new(IdentityResolver(id.0.clone()))),
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![CLIENT_ALPN.to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     config.resumption = rustls::client::Resumption::disabled();
     config.enable_sni = false;
     Ok(Arc::new(config))

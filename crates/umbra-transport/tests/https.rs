@@ -529,3 +529,108 @@ async fn http2_clients_are_served() {
     }
     assert_eq!(peers.len(), 1, "all streams share one connection");
 }
+
+fn http2_client() -> NodeClient {
+    NodeClient::new(ClientConfig {
+        http2: true,
+        ..ClientConfig::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_client_multiplexes_requests_on_one_connection() {
+    let server = TestServer::start(20, |s| s).await;
+    let client = http2_client();
+    // One request opens the connection; then 32 at once share it.
+    let first = client.get(&server.node, "/peer").await.unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    let requests = (0..32u8).map(|i| {
+        let client = client.clone();
+        let node = server.node;
+        tokio::spawn(async move {
+            let req = Request::post("/echo", vec![i; 1000 + usize::from(i)])
+                .unwrap()
+                .header(
+                    HeaderName::from_static("x-test"),
+                    HeaderValue::from(u32::from(i)),
+                );
+            (i, client.send(&node, req).await)
+        })
+    });
+    for request in requests {
+        let (i, response) = request.await.unwrap();
+        let response = response.unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+        assert_eq!(response.body.len(), 1000 + usize::from(i));
+        assert!(response.body.iter().all(|b| *b == i));
+        assert_eq!(response.headers["x-echo"], i.to_string().as_str());
+    }
+    let peer = client.get(&server.node, "/peer").await.unwrap().body;
+    assert_eq!(peer, first.body, "every stream used the first connection");
+    assert_eq!(client.connections_opened(), 1);
+    assert_eq!(client.idle_connections(&server.node), 1);
+}
+
+#[tokio::test]
+async fn http2_client_carries_large_bodies_and_presents_its_identity() {
+    let server = TestServer::start(21, |s| s).await;
+    let caller = Ed25519Keypair::from_seed(&[22; 32]);
+    let client = NodeClient::new(ClientConfig {
+        http2: true,
+        identity: Some(ClientIdentity::new(&caller).unwrap()),
+        ..ClientConfig::default()
+    });
+    // 1 MiB down, and 1.5 MiB up (more than the 64 KiB default window of
+    // HTTP/2, so flow control has to work both ways).
+    let big = client.get(&server.node, "/big").await.unwrap();
+    assert_eq!(big.body.len(), 1 << 20);
+    let body: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let echoed = client
+        .post(&server.node, "/echo", body.clone())
+        .await
+        .unwrap();
+    assert_eq!(&echoed.body[..], &body[..]);
+    let who = client.get(&server.node, "/whoami").await.unwrap();
+    assert_eq!(
+        std::str::from_utf8(&who.body).unwrap(),
+        to_hex(caller.public().as_bytes())
+    );
+    assert_eq!(client.connections_opened(), 1);
+}
+
+#[tokio::test]
+async fn http2_client_reconnects_after_the_server_restarts() {
+    let mut server = TestServer::start(23, |s| s).await;
+    let client = http2_client();
+    assert_eq!(
+        client.get(&server.node, "/peer").await.unwrap().status,
+        StatusCode::OK
+    );
+    // The server goes away (its connections close) and comes back on the
+    // same address and key: the next request opens a new connection.
+    let node = server.node;
+    server.shutdown();
+    let _ = (&mut server.handle).await;
+    let keypair = Ed25519Keypair::from_seed(&[23; 32]);
+    let listener = TcpListener::bind(node.addr).await.unwrap();
+    let tls_config = tls::server_config(&keypair).unwrap();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let app = Router::new().route("/peer", get(|| async { "again" }));
+    tokio::spawn(async move {
+        let _ = Server::new(app)
+            .serve_tls(listener, tls_config, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+    });
+    let mut response = client.get(&node, "/peer").await;
+    // The first attempt may still see the old connection end (a retryable
+    // error); the pool then drops it and the next request reconnects.
+    if let Err(e) = &response {
+        assert!(e.is_retryable(), "{e}");
+        response = client.get(&node, "/peer").await;
+    }
+    assert_eq!(&response.unwrap().body[..], b"again");
+    assert_eq!(client.connections_opened(), 2);
+    let _ = stop_tx.send(());
+}
