@@ -38,6 +38,9 @@ use umbra_transport::{ClientConfig, NodeAddr, NodeClient, SystemClock};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A request kind: its name, and the bodies sent directly and as onions.
+type Kind = (&'static str, Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 const PARAMS: SwarmParams = SwarmParams {
     min_swarm_size: 2,
     excess_base: 2,
@@ -217,7 +220,7 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
 
     println!("load average before    {}", loadavg());
     let n = sequential as u32;
-    let kinds: [(&str, Vec<Vec<u8>>, Vec<Vec<u8>>); 3] = [
+    let kinds: [Kind; 3] = [
         (
             "info",
             vec![info.to_vec(); sequential],

@@ -5,21 +5,19 @@
 //! The transport bounds the TLS handshake (10 s) and the request head (30 s)
 //! but not the body, so a client announcing a large body and sending it a
 //! byte at a time would hold its connection for ever (slowloris). Every
-//! public route therefore reads its body under one overall deadline,
+//! public route therefore reads its body ([`TimedBytes`]) under one overall
+//! deadline,
 //! `body_read_timeout_ms` of the node's configuration ([`BODY_READ_TIMEOUT`]
 //! by default), counted from the end of the head;
 //! when it passes the request is answered `408` and the connection closed.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use umbra_proto::rpc::limits::MAX_BODY_BYTES;
@@ -36,53 +34,32 @@ use crate::state::Node;
 /// Default of `NodeConfig::body_read_timeout_ms`.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The body stream ended because the body deadline passed.
-#[derive(Debug, thiserror::Error)]
-#[error("request body not received within {0:?}")]
-struct BodyTimeout(Duration);
+/// A request body read within the node's body deadline
+/// (`NodeConfig::body_read_timeout_ms`): handlers of the public port take
+/// their body as `TimedBytes`. A body not received in time is answered
+/// `408` and its connection closed. The deadline costs nothing when the
+/// body has already arrived with the head (no timer is armed then).
+pub struct TimedBytes(pub Bytes);
 
-/// Middleware: hands the handler a body that fails once the deadline
-/// passes, and turns the handler's (body-read) failure into `408`.
-async fn body_deadline(State(node): State<Node>, request: Request, next: Next) -> Response {
-    let timeout = Duration::from_millis(node.config.body_read_timeout_ms);
-    let deadline = tokio::time::Instant::now() + timeout;
-    let expired = Arc::new(AtomicBool::new(false));
-    let (parts, body) = request.into_parts();
-    let flag = expired.clone();
-    let sleep = Box::pin(tokio::time::sleep_until(deadline));
-    let stream = futures::stream::unfold(Some((body.into_data_stream(), sleep)), move |state| {
-        let flag = flag.clone();
-        async move {
-            use futures::StreamExt;
-            let (mut data, mut sleep) = state?;
-            tokio::select! {
-                item = data.next() => match item {
-                    Some(Ok(bytes)) => Some((Ok(bytes), Some((data, sleep)))),
-                    Some(Err(e)) => Some((Err(axum::BoxError::from(e)), None)),
-                    None => None,
-                },
-                () = &mut sleep => {
-                    flag.store(true, Ordering::Relaxed);
-                    Some((Err(axum::BoxError::from(BodyTimeout(timeout))), None))
-                }
-            }
+impl FromRequest<Node> for TimedBytes {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, node: &Node) -> Result<Self, Response> {
+        let timeout = Duration::from_millis(node.config.body_read_timeout_ms);
+        match tokio::time::timeout(timeout, Bytes::from_request(request, node)).await {
+            Ok(Ok(body)) => Ok(TimedBytes(body)),
+            Ok(Err(rejection)) => Err(rejection.into_response()),
+            Err(_) => Err((
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                [
+                    (CONTENT_TYPE, "text/plain; charset=utf-8"),
+                    (axum::http::header::CONNECTION, "close"),
+                ],
+                format!("request body not received within {timeout:?}"),
+            )
+                .into_response()),
         }
-    });
-    let response = next
-        .run(Request::from_parts(parts, Body::from_stream(stream)))
-        .await;
-    if expired.load(Ordering::Relaxed) {
-        return (
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            [
-                (CONTENT_TYPE, "text/plain; charset=utf-8"),
-                (axum::http::header::CONNECTION, "close"),
-            ],
-            BodyTimeout(timeout).to_string(),
-        )
-            .into_response();
     }
-    response
 }
 
 /// A short `text/plain` response.
@@ -108,7 +85,7 @@ pub fn reply_response(reply: Reply) -> Response {
 async fn storage_rpc(
     State(node): State<Node>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    TimedBytes(body): TimedBytes,
 ) -> Response {
     if !node.limiter.check(peer.ip()) {
         node.metrics.request("rate_limited", 429);
@@ -174,10 +151,6 @@ pub fn public_router(node: Node) -> Router {
         .route(PATH_SINCE, post(peer::since))
         .route(PATH_PING, post(peer::ping))
         .route("/healthz", get(healthz))
-        .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            body_deadline,
-        ))
         .with_state(node)
 }
 

@@ -50,6 +50,7 @@ use umbra_transport::{
 };
 
 use crate::fanout::addr_of;
+use crate::http::TimedBytes;
 use crate::peer::{authenticate, authenticate_connection};
 use crate::rpc::{self, Reply};
 use crate::state::{Node, NodeInner};
@@ -324,7 +325,7 @@ fn not_ready(node: &Node) -> Option<Response> {
 pub async fn entry(
     State(node): State<Node>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    TimedBytes(body): TimedBytes,
 ) -> Response {
     if !node.limiter.check(from.ip()) {
         node.metrics.request("rate_limited", 429);
@@ -348,7 +349,7 @@ pub async fn relay(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     peer: Option<Extension<PeerNode>>,
     headers: HeaderMap,
-    body: Bytes,
+    TimedBytes(body): TimedBytes,
 ) -> Response {
     let sender = match peer {
         Some(Extension(PeerNode(key))) => authenticate_connection(&node, &key, &headers).await,

@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -27,6 +26,7 @@ use umbra_proto::rpc::{MessageHash, Namespace, RpcError, StatusCode, Via};
 use umbra_proto::swarm::NodeRecord;
 
 use crate::fanout::addr_of;
+use crate::http::TimedBytes;
 use crate::http::{reply_response, text};
 use crate::rpc;
 use crate::state::Node;
@@ -138,7 +138,11 @@ pub async fn ping() -> &'static str {
 }
 
 /// `POST /node/v1/swarm`: apply a forwarded recursive request.
-pub async fn swarm(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn swarm(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    TimedBytes(body): TimedBytes,
+) -> Response {
     if let Err(r) = authenticate(&node, &headers, PATH_SWARM, &body).await {
         return r;
     }
@@ -146,7 +150,11 @@ pub async fn swarm(State(node): State<Node>, headers: HeaderMap, body: Bytes) ->
 }
 
 /// `POST /node/v1/push`: insert pushed messages (§7.3).
-pub async fn push(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn push(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    TimedBytes(body): TimedBytes,
+) -> Response {
     if body.len() > MAX_PUSH_BODY + 1024 {
         return text(StatusCode::PayloadTooLarge, "push body too large".into());
     }
@@ -255,7 +263,11 @@ const SINCE_PAGE: usize = 2_000;
 
 /// `POST /node/v1/since`: the messages inserted since a sequence number, of
 /// the accounts the requester's swarm owns, as a push body.
-pub async fn since(State(node): State<Node>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn since(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    TimedBytes(body): TimedBytes,
+) -> Response {
     let requester = match authenticate(&node, &headers, PATH_SINCE, &body).await {
         Ok(r) => r,
         Err(r) => return r,

@@ -590,18 +590,29 @@ async fn read_body(
     if usize::try_from(body.size_hint().lower()).map_or(true, |n| n > limit) {
         return Err(too_large());
     }
-    let mut buf = BytesMut::new();
+    // Chunks are kept as they arrive and joined only if there are several:
+    // a body that came in one frame is returned without a copy.
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| TransportError::Http {
             addr,
             source: Arc::new(e),
         })?;
         if let Ok(data) = frame.into_data() {
-            if data.len() > limit - buf.len() {
+            if data.len() > limit - len {
                 return Err(too_large());
             }
-            buf.extend_from_slice(&data);
+            len += data.len();
+            chunks.push(data);
         }
+    }
+    if chunks.len() == 1 {
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    let mut buf = BytesMut::with_capacity(len);
+    for chunk in &chunks {
+        buf.extend_from_slice(chunk);
     }
     Ok(buf.freeze())
 }
