@@ -298,6 +298,18 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
     let addr = setup.addr();
     let client = NodeClient::default();
     let bob = account(75);
+    // Once ready, the node pulls what it missed from its swarm peer
+    // (`pull_on_start`): the peer's first connection, which hangs. Only a
+    // connection after that one can be the store's fan-out (counting from
+    // zero let SIGTERM race the store's arrival).
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            accepted.load(Ordering::Relaxed) > 0
+        })
+        .await,
+        "the node never pulled from its peer"
+    );
+    let before = accepted.load(Ordering::Relaxed);
 
     let (c, a) = (client.clone(), addr);
     let id = bob.account_id();
@@ -308,7 +320,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
     // The store is in flight once the node is fanning it out to the peer.
     assert!(
         eventually(Duration::from_secs(5), || async {
-            accepted.load(Ordering::Relaxed) > 0
+            accepted.load(Ordering::Relaxed) > before
         })
         .await
     );
