@@ -488,20 +488,22 @@ fn main() -> Result<(), BoxError> {
         if let Ok(mut w) = reply.write() {
             *w = Bytes::from(vec![0x5a; r.body.len()]);
         }
-        let warm: Vec<Vec<u8>> = (0..3 * in_flight)
-            .map(|_| build(2, false).map(|i| i.body))
-            .collect::<Result<_, _>>()?;
-        warm_up(&chain, warm, in_flight).await?;
+        // Warms `target` up, then measures it with onions to `dest`.
+        let phase = |target: Target, dest: usize, to_r: bool| {
+            let (r_node, r_task) = (r_node.clone(), r_task.clone());
+            let (r_secret, r_x) = (r_secret.clone(), r_x);
+            let items = (0..3 * in_flight)
+                .map(|_| build(dest, to_r).map(|i| i.body))
+                .collect::<Result<Vec<_>, _>>();
+            let batches = batches(dest, to_r);
+            async move {
+                warm_up(&target, items?, in_flight).await?;
+                let r_keys = (&r_secret, &r_x);
+                run_phase(&target, &r_node, &r_task, r_keys, batches?, in_flight).await
+            }
+        };
         println!("load average before  {}", loadavg());
-        let mut first = run_phase(
-            &chain,
-            &r_node,
-            &r_task,
-            (&r_secret, &r_x),
-            batches(2, false)?,
-            in_flight,
-        )
-        .await?;
+        let mut first = phase(chain, 2, false).await?;
         first.print("chain: client → G → R → D, all on this machine", in_flight);
 
         // 2. saturated: the client sends G's relay messages to R over one
@@ -516,19 +518,7 @@ fn main() -> Result<(), BoxError> {
             path: PATH_ONION,
             epoch: Some(1),
         };
-        let warm: Vec<Vec<u8>> = (0..3 * in_flight)
-            .map(|_| build(3, true).map(|i| i.body))
-            .collect::<Result<_, _>>()?;
-        warm_up(&saturated, warm, in_flight).await?;
-        let mut second = run_phase(
-            &saturated,
-            &r_node,
-            &r_task,
-            (&r_secret, &r_x),
-            batches(3, true)?,
-            in_flight,
-        )
-        .await?;
+        let mut second = phase(saturated, 3, true).await?;
         second.print(
             "saturated: G's layers straight to R (as G), R → S answering at once",
             in_flight,

@@ -364,7 +364,10 @@ impl NodeClient {
         request: Request,
     ) -> Result<Response, TransportError> {
         let after = request.timeout.unwrap_or(self.inner.config.request_timeout);
-        match tokio::time::timeout(after, self.exchange(node, request)).await {
+        // Boxed: the exchange's state machine is large, and every caller's
+        // future would otherwise hold it inline (debug-build test threads
+        // ran out of stack).
+        match tokio::time::timeout(after, Box::pin(self.exchange(node, request))).await {
             Ok(result) => result,
             Err(_) => Err(TransportError::Timeout {
                 addr: node.addr,
@@ -407,16 +410,14 @@ impl NodeClient {
         let addr = node.addr;
         let key = PoolKey::from(node);
         if self.inner.config.http2 {
-            // Boxed: keeps the HTTP/1.1 path's future (held by every
-            // caller's future) as small as it was.
-            return Box::pin(self.exchange_h2(node, key, request)).await;
+            return self.exchange_h2(node, key, request).await;
         }
-        let mut http_request = build_request(node, request)?;
+        let mut http_request = build_request(node, request, false)?;
 
         // Reuse an idle connection when one still works.
         while let Some(mut conn) = self.inner.take_idle(&key) {
             match conn.sender.try_send_request(http_request).await {
-                Ok(response) => return self.finish(key, conn, response).await,
+                Ok(response) => return self.finish(key, Some(conn), response).await,
                 Err(mut error) => match error.take_message() {
                     // Not written: the connection had closed; try the next.
                     Some(unsent) => http_request = unsent,
@@ -440,7 +441,7 @@ impl NodeClient {
                     addr,
                     source: Arc::new(e),
                 })?;
-        self.finish(key, conn, response).await
+        self.finish(key, Some(conn), response).await
     }
 
     /// [`Self::exchange`] over the node's shared HTTP/2 connection, opened
@@ -452,11 +453,11 @@ impl NodeClient {
         request: Request,
     ) -> Result<Response, TransportError> {
         let addr = node.addr;
-        let mut http_request = build_request_h2(node, request)?;
+        let mut http_request = build_request(node, request, true)?;
         if let Some(mut sender) = self.inner.shared(&key) {
             if sender.ready().await.is_ok() {
                 match sender.try_send_request(http_request).await {
-                    Ok(response) => return self.finish_h2(addr, response).await,
+                    Ok(response) => return self.finish(key, None, response).await,
                     Err(mut error) => match error.take_message() {
                         // Not sent: the connection had closed; open another.
                         Some(unsent) => http_request = unsent,
@@ -482,32 +483,22 @@ impl NodeClient {
                     addr,
                     source: Arc::new(e),
                 })?;
-        self.finish_h2(addr, response).await
-    }
-
-    async fn finish_h2(
-        &self,
-        addr: SocketAddr,
-        response: http::Response<hyper::body::Incoming>,
-    ) -> Result<Response, TransportError> {
-        let (parts, body) = response.into_parts();
-        let body = read_body(addr, body, self.inner.config.max_response_bytes).await?;
-        Ok(Response {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        self.finish(key, None, response).await
     }
 
     async fn finish(
         &self,
         key: PoolKey,
-        conn: Conn,
+        conn: Option<Conn>,
         response: http::Response<hyper::body::Incoming>,
     ) -> Result<Response, TransportError> {
         let (parts, body) = response.into_parts();
         let body = read_body(key.addr, body, self.inner.config.max_response_bytes).await?;
-        self.inner.put_idle(key, conn);
+        // An HTTP/1.1 connection goes back to the pool once its response
+        // is read; an HTTP/2 one stays in the pool meanwhile.
+        if let Some(conn) = conn {
+            self.inner.put_idle(key, conn);
+        }
         Ok(Response {
             status: parts.status,
             headers: parts.headers,
@@ -526,9 +517,12 @@ impl Transport for NodeClient {
     }
 }
 
+/// The hyper request of `request` to `node`. HTTP/2 requests carry scheme
+/// and authority as pseudo-headers (an absolute URI) instead of `Host`.
 fn build_request(
     node: &NodeAddr,
     request: Request,
+    http2: bool,
 ) -> Result<http::Request<Full<Bytes>>, TransportError> {
     let Request {
         method,
@@ -537,41 +531,22 @@ fn build_request(
         body,
         timeout: _,
     } = request;
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::HOST, node.addr.to_string());
-    if let Some(map) = builder.headers_mut() {
-        map.extend(headers);
-    }
-    builder
-        .body(Full::new(body))
-        .map_err(|_| TransportError::InvalidRequest("the request could not be assembled"))
-}
-
-/// [`build_request`] for HTTP/2, whose requests carry scheme and authority
-/// as pseudo-headers instead of a `Host` header.
-fn build_request_h2(
-    node: &NodeAddr,
-    request: Request,
-) -> Result<http::Request<Full<Bytes>>, TransportError> {
-    let Request {
-        method,
-        path,
-        headers,
-        body,
-        timeout: _,
-    } = request;
-    let uri = http::Uri::builder()
-        .scheme(http::uri::Scheme::HTTPS)
-        .authority(node.addr.to_string())
-        .path_and_query(path)
-        .build()
-        .map_err(|_| TransportError::InvalidRequest("the request URI could not be assembled"))?;
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .version(http::Version::HTTP_2);
+    let builder = http::Request::builder().method(method);
+    let mut builder = if http2 {
+        let uri = http::Uri::builder()
+            .scheme(http::uri::Scheme::HTTPS)
+            .authority(node.addr.to_string())
+            .path_and_query(path)
+            .build()
+            .map_err(|_| {
+                TransportError::InvalidRequest("the request URI could not be assembled")
+            })?;
+        builder.uri(uri).version(http::Version::HTTP_2)
+    } else {
+        builder
+            .uri(path)
+            .header(http::header::HOST, node.addr.to_string())
+    };
     if let Some(map) = builder.headers_mut() {
         map.extend(headers);
     }
@@ -890,12 +865,17 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], 22021)),
             Ed25519Public::from_bytes([1; 32]),
         );
-        let built = build_request(&node, req).unwrap();
+        let built = build_request(&node, req, false).unwrap();
         assert_eq!(built.method(), Method::POST);
         assert_eq!(built.uri(), "/p");
         assert_eq!(built.headers()[http::header::HOST], "127.0.0.1:22021");
         let values: Vec<_> = built.headers().get_all("x-a").iter().collect();
         assert_eq!(values, ["1", "2"]);
+        // HTTP/2: scheme and authority in the URI, no Host header.
+        let h2 = build_request(&node, Request::post("/p", &b"abc"[..]).unwrap(), true).unwrap();
+        assert_eq!(h2.uri(), "https://127.0.0.1:22021/p");
+        assert_eq!(h2.version(), http::Version::HTTP_2);
+        assert!(h2.headers().get(http::header::HOST).is_none());
     }
 
     #[test]
