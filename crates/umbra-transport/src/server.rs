@@ -22,6 +22,11 @@
 //! remaining connections are cut. The serve call returns once every
 //! connection task has ended.
 //!
+//! At most [`Server::max_connections`] connections are served at once, and at
+//! most [`Server::max_connections_per_ip`] from one IP address: one address
+//! opening connections cannot take every slot (connections beyond the
+//! per-address cap are closed at once).
+//!
 //! Request bodies are not limited here: the router decides (axum's
 //! `DefaultBodyLimit`; the storage RPC allows 10 MiB, §1.1).
 
@@ -83,6 +88,7 @@ pub struct Server {
     header_read_timeout: Duration,
     drain_timeout: Duration,
     max_connections: usize,
+    max_connections_per_ip: usize,
     http2: bool,
 }
 
@@ -97,6 +103,7 @@ impl Server {
             header_read_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             http2: true,
         }
     }
@@ -119,6 +126,15 @@ impl Server {
     /// connections.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// Maximum number of connections from one IP address served at once (at
+    /// least 1; default [`DEFAULT_MAX_CONNECTIONS_PER_IP`]). A connection
+    /// beyond it is closed as soon as it is accepted, so one address cannot
+    /// take every slot of [`Server::max_connections`].
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.max_connections_per_ip = max.max(1);
         self
     }
 
@@ -175,6 +191,7 @@ impl Server {
         let settings = Arc::new(self);
         let (stop_tx, stop_rx) = watch::channel(false);
         let slots = Arc::new(Semaphore::new(settings.max_connections));
+        let per_ip = PerIp::default();
         let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
 
@@ -203,11 +220,16 @@ impl Server {
                     }
                 },
             };
+            let Some(ip_slot) = per_ip.take(peer.ip(), settings.max_connections_per_ip) else {
+                debug!(%peer, "too many connections from this address: closed");
+                continue;
+            };
             let settings = settings.clone();
             let tls = tls.clone();
             let stop = stop_rx.clone();
             tasks.spawn(async move {
                 let _permit = permit;
+                let _ip_slot = ip_slot;
                 settings.connection(tcp, peer, tls, stop).await;
             });
         }
@@ -312,6 +334,57 @@ impl Server {
         };
         if let Err(error) = result {
             debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}
+
+/// Default of [`Server::max_connections_per_ip`]: an eighth of the default
+/// [`Server::max_connections`]. Clients need a handful of connections, a
+/// node one per neighbour; devnets and tests put many clients on one
+/// loopback address, hence the margin.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 512;
+
+/// Connections open per peer address.
+#[derive(Clone, Default)]
+struct PerIp(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// One connection counted in [`PerIp`]; uncounted when dropped.
+struct IpSlot {
+    per_ip: PerIp,
+    ip: std::net::IpAddr,
+}
+
+impl PerIp {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, usize>> {
+        // The map holds no invariant a panic could break half-way.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a connection from `ip`, unless `max` are open already.
+    fn take(&self, ip: std::net::IpAddr, max: usize) -> Option<IpSlot> {
+        let mut map = self.lock();
+        let open = map.entry(ip).or_insert(0);
+        if *open >= max {
+            return None;
+        }
+        *open += 1;
+        Some(IpSlot {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.per_ip.lock();
+        if let Some(open) = map.get_mut(&self.ip) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                map.remove(&self.ip);
+            }
         }
     }
 }

@@ -634,3 +634,42 @@ async fn http2_client_reconnects_after_the_server_restarts() {
     assert_eq!(client.connections_opened(), 2);
     let _ = stop_tx.send(());
 }
+
+/// A TLS connection to `node` from the local address `src`.
+async fn tls_from(
+    src: [u8; 4],
+    node: &NodeAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((src, 0)))?;
+    let tcp = socket.connect(node.addr).await?;
+    let config = tls::client_config(node.key).map_err(std::io::Error::other)?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls::pki_types::ServerName::IpAddress(node.addr.ip().into()),
+            tcp,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn connections_beyond_the_per_address_cap_are_closed() {
+    let server = TestServer::start(24, |s| s.max_connections_per_ip(2)).await;
+    let first = tls_from([127, 0, 0, 1], &server.node).await.unwrap();
+    let _second = tls_from([127, 0, 0, 1], &server.node).await.unwrap();
+    // A third from the same address is closed at once: its handshake fails.
+    assert!(tls_from([127, 0, 0, 1], &server.node).await.is_err());
+    // Another address is still served.
+    let _other = tls_from([127, 0, 0, 2], &server.node).await.unwrap();
+    // Once one of the two closes, the address may connect again.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok(c) = tls_from([127, 0, 0, 1], &server.node).await {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "the freed slot was never given back");
+}
