@@ -158,14 +158,15 @@ pub async fn push(
     if body.len() > MAX_PUSH_BODY + 1024 {
         return text(StatusCode::PayloadTooLarge, "push body too large".into());
     }
-    if let Err(r) = authenticate(&node, &headers, PATH_PUSH, &body).await {
-        return r;
-    }
+    let sender = match authenticate(&node, &headers, PATH_PUSH, &body).await {
+        Ok(record) => record,
+        Err(r) => return r,
+    };
     let pushed = match decode_push_body(&body) {
         Ok(p) => p,
         Err(e) => return text(StatusCode::BadRequest, format!("bad push body: {e}")),
     };
-    if let Err(r) = apply_tombstones(&node, pushed.tombstones).await {
+    if let Err(r) = apply_tombstones(&node, &sender.ed25519, pushed.tombstones).await {
         return r;
     }
     match apply_items(&node, pushed.items).await {
@@ -176,12 +177,23 @@ pub async fn push(
 
 /// Applies a peer's tombstones (deletions it saw and this node missed),
 /// before any pushed message, so a deleted message never comes back.
-pub async fn apply_tombstones(node: &Node, tombstones: Vec<PushTombstone>) -> Result<(), Response> {
+///
+/// Only tombstones `from` a node that holds the account — a member of its
+/// swarm now or in an epoch superseded within the hour (a hand-over) — are
+/// applied: a registered node elsewhere in the network, which never stored
+/// the account's messages, cannot make its swarm delete them
+/// (`docs/SECURITY.md` §3.3). Others are dropped and counted in the log.
+pub async fn apply_tombstones(
+    node: &Node,
+    from: &umbra_crypto::Ed25519Public,
+    tombstones: Vec<PushTombstone>,
+) -> Result<(), Response> {
+    let offered = tombstones.len();
     let tombs: Vec<Tombstone> = {
         let reg = node.registry();
         tombstones
             .into_iter()
-            .filter(|t| reg.owns(&t.account))
+            .filter(|t| reg.owns(&t.account) && reg.held_account(from, &t.account))
             .map(|t| Tombstone {
                 hash: t.hash.as_str().to_string(),
                 owner: t.account,
@@ -191,6 +203,12 @@ pub async fn apply_tombstones(node: &Node, tombstones: Vec<PushTombstone>) -> Re
             })
             .collect()
     };
+    if tombs.len() < offered {
+        tracing::debug!(
+            dropped = offered - tombs.len(),
+            "tombstones for accounts the sender does not hold were ignored"
+        );
+    }
     if tombs.is_empty() {
         return Ok(());
     }
@@ -353,7 +371,7 @@ pub async fn pull_from(node: &Node, peer: &NodeRecord, mut from: u64) -> Result<
             return Err(format!("since answered {}", resp.status));
         }
         let pulled = decode_push_body(&resp.body).map_err(|e| e.to_string())?;
-        apply_tombstones(node, pulled.tombstones)
+        apply_tombstones(node, &peer.ed25519, pulled.tombstones)
             .await
             .map_err(|_| "cannot apply pulled tombstones".to_string())?;
         apply_items(node, pulled.items)

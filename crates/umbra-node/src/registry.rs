@@ -373,6 +373,19 @@ impl RegistryState {
             .find_map(|(d, _)| d.node(key).cloned())
     }
 
+    /// True when `node` is in `account`'s swarm under the epoch in force or
+    /// one superseded less than an hour ago (whose members may still hand
+    /// the account's messages and deletions over).
+    pub fn held_account(&self, node: &Ed25519Public, account: &AccountId) -> bool {
+        self.current
+            .iter()
+            .chain(self.superseded.iter().map(|(d, _)| d))
+            .any(|d| match (d.swarm_of(account), d.swarm_of_node(node)) {
+                (Some(a), Some(n)) => a == n,
+                _ => false,
+            })
+    }
+
     /// The node's own Ed25519 key.
     pub fn me(&self) -> Ed25519Public {
         self.me

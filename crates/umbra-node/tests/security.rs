@@ -24,7 +24,8 @@ use umbra_proto::onion::{
 use umbra_proto::rpc::Namespace;
 use umbra_proto::rpc::hash::message_hash;
 use umbra_proto::rpc::node_req::{
-    NodeRequestAuth, PATH_ONION, PATH_PUSH, PATH_SWARM, PushItem, encode_push_with_tombstones,
+    NodeRequestAuth, PATH_ONION, PATH_PUSH, PATH_SWARM, PushItem, PushTombstone,
+    encode_push_with_tombstones,
 };
 use umbra_transport::{NodeAddr, Request};
 
@@ -900,4 +901,70 @@ async fn forged_node_to_node_pushes_are_refused() {
     assert_eq!(status, 200);
     assert!(retrieved_data(&body).is_empty(), "{body}");
     still_serves(&net, 0, SERVE_BOUND).await;
+}
+
+/// SECURITY.md §3.3: a registered node outside an account's swarm cannot
+/// make the swarm delete the account's messages by pushing tombstones; a
+/// member of the swarm still can (that is how deletions replicate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_are_taken_only_from_the_accounts_swarm() {
+    let net = net(6).await;
+    let bob = account(0x42);
+    let members: Vec<usize> = {
+        let doc = net.doc();
+        let keys: Vec<_> = doc
+            .members_for(&bob.account_id())
+            .iter()
+            .map(|r| r.ed25519)
+            .collect();
+        (0..net.keys.len())
+            .filter(|&i| keys.contains(&net.keys[i].public()))
+            .collect()
+    };
+    let outsider = (0..net.keys.len())
+        .find(|i| !members.contains(i))
+        .expect("six nodes form more than one swarm");
+    assert!(members.len() >= 2, "{members:?}");
+    let (m0, m1) = (members[0], members[1]);
+
+    let now = now_ms();
+    let data = b"not yours to delete";
+    let (status, body) = net
+        .rpc(m0, &store_req(&bob.account_id(), data, now, 600_000))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let tombstone = PushTombstone {
+        account: bob.account_id(),
+        hash: message_hash(&bob.account_id(), Namespace(0), data),
+        namespace: Namespace(0),
+        new_expiry: None,
+        keep_until: now + 600_000,
+    };
+    let body = encode_push_with_tombstones(&[], &[tombstone]).unwrap();
+
+    // The outsider's push is a valid node request (200), but its tombstone
+    // is ignored: the message stays.
+    let (status, reply) = signed_post(
+        &net,
+        &net.keys[outsider],
+        m0,
+        PATH_PUSH,
+        now_ms(),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(held_by(&net, m0, &bob).await, vec![data.to_vec()]);
+
+    // The same tombstone from a member of Bob's swarm deletes it.
+    let (status, reply) = signed_post(&net, &net.keys[m1], m0, PATH_PUSH, now_ms(), body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(held_by(&net, m0, &bob).await.is_empty());
+}
+
+/// The data of `keys`' messages that node `i` returns.
+async fn held_by(net: &TestNet, i: usize, keys: &AccountKeys) -> Vec<Vec<u8>> {
+    let (status, reply) = net.rpc(i, &retrieve_req(keys, now_ms())).await;
+    assert_eq!(status, 200, "{reply}");
+    retrieved_data(&reply)
 }
