@@ -49,9 +49,14 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreEr
     move |source| StoreError::Io { what, path, source }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, then rename).
+/// Writes `bytes` to `path` atomically (temporary file, then rename). Each
+/// call has its own temporary file: two writers of the same path (a node's
+/// own submission racing one made for it) must not rename each other's
+/// file away.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp = path.with_extension("tmp");
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io("writing", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("renaming into", path))
 }
@@ -180,6 +185,26 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
     use umbra_crypto::Ed25519Keypair;
+
+    #[test]
+    fn concurrent_writes_of_one_path_all_succeed() {
+        // A node's own submission and one made for it can store the same
+        // record at once; with a shared temporary name one rename failed.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.rec");
+        let writers: Vec<_> = (0..8u8)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || (0..50).all(|_| write_atomic(&path, &[w; 64]).is_ok()))
+            })
+            .collect();
+        for w in writers {
+            assert!(w.join().unwrap());
+        }
+        assert_eq!(std::fs::read(&path).unwrap().len(), 64);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
+    }
 
     #[test]
     fn records_admission_and_removal() {
