@@ -418,29 +418,18 @@ impl NodeClient {
         while let Some(mut conn) = self.inner.take_idle(&key) {
             match conn.sender.try_send_request(http_request).await {
                 Ok(response) => return self.finish(key, Some(conn), response).await,
-                Err(mut error) => match error.take_message() {
-                    // Not written: the connection had closed; try the next.
-                    Some(unsent) => http_request = unsent,
-                    None => {
-                        return Err(TransportError::Http {
-                            addr,
-                            source: Arc::new(error.into_error()),
-                        });
-                    }
-                },
+                // Not written: the connection had closed; try the next.
+                Err(error) => http_request = unsent(addr, error)?,
             }
         }
 
         let mut conn = connect(node, self.inner.config.identity.as_ref()).await?;
         self.inner.count_opened();
-        let response =
-            conn.sender
-                .send_request(http_request)
-                .await
-                .map_err(|e| TransportError::Http {
-                    addr,
-                    source: Arc::new(e),
-                })?;
+        let response = conn
+            .sender
+            .send_request(http_request)
+            .await
+            .map_err(http_error(addr))?;
         self.finish(key, Some(conn), response).await
     }
 
@@ -458,16 +447,8 @@ impl NodeClient {
             if sender.ready().await.is_ok() {
                 match sender.try_send_request(http_request).await {
                     Ok(response) => return self.finish(key, None, response).await,
-                    Err(mut error) => match error.take_message() {
-                        // Not sent: the connection had closed; open another.
-                        Some(unsent) => http_request = unsent,
-                        None => {
-                            return Err(TransportError::Http {
-                                addr,
-                                source: Arc::new(error.into_error()),
-                            });
-                        }
-                    },
+                    // Not sent: the connection had closed; open another.
+                    Err(error) => http_request = unsent(addr, error)?,
                 }
             }
             self.inner.drop_shared(&key);
@@ -475,14 +456,10 @@ impl NodeClient {
         let mut sender = connect_h2(node, self.inner.config.identity.as_ref()).await?;
         self.inner.count_opened();
         self.inner.put_shared(key, sender.clone());
-        let response =
-            sender
-                .send_request(http_request)
-                .await
-                .map_err(|e| TransportError::Http {
-                    addr,
-                    source: Arc::new(e),
-                })?;
+        let response = sender
+            .send_request(http_request)
+            .await
+            .map_err(http_error(addr))?;
         self.finish(key, None, response).await
     }
 
@@ -514,6 +491,27 @@ impl Transport for NodeClient {
         request: Request,
     ) -> impl Future<Output = Result<Response, TransportError>> + Send {
         NodeClient::send(self, node, request)
+    }
+}
+
+/// A failed HTTP exchange with `addr`.
+fn http_error(addr: SocketAddr) -> impl FnOnce(hyper::Error) -> TransportError {
+    move |e| TransportError::Http {
+        addr,
+        source: Arc::new(e),
+    }
+}
+
+/// After a failed `try_send_request`: the request back when it was never
+/// sent (its pooled connection had closed, so another may carry it), or
+/// the error when it was.
+fn unsent(
+    addr: SocketAddr,
+    mut error: hyper::client::conn::TrySendError<http::Request<Full<Bytes>>>,
+) -> Result<http::Request<Full<Bytes>>, TransportError> {
+    match error.take_message() {
+        Some(request) => Ok(request),
+        None => Err(http_error(addr)(error.into_error())),
     }
 }
 
@@ -570,10 +568,7 @@ async fn read_body(
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut len = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| TransportError::Http {
-            addr,
-            source: Arc::new(e),
-        })?;
+        let frame = frame.map_err(http_error(addr))?;
         if let Ok(data) = frame.into_data() {
             if data.len() > limit - len {
                 return Err(too_large());
@@ -645,10 +640,7 @@ async fn connect_h2(
         .initial_connection_window_size(H2_CONNECTION_WINDOW)
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| TransportError::Http {
-            addr,
-            source: Arc::new(e),
-        })?;
+        .map_err(http_error(addr))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             debug!(%addr, %error, "node connection (HTTP/2) ended with an error");
@@ -670,10 +662,7 @@ async fn connect(
     let (sender, connection) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| TransportError::Http {
-            addr,
-            source: Arc::new(e),
-        })?;
+        .map_err(http_error(addr))?;
     let (close, closed) = oneshot::channel::<()>();
     tokio::spawn(async move {
         tokio::select! {
