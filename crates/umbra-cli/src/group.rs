@@ -163,27 +163,9 @@ pub(crate) fn resolve_group(client: &Client, who: &str) -> anyhow::Result<Option
         .map(|i| i.group))
 }
 
-fn view_json(v: &GroupView) -> serde_json::Value {
-    json!({
-        "group_id": v.id.to_string(),
-        "name": v.name,
-        "admin": v.is_admin,
-        "generation": v.generation,
-        "version": v.version,
-        "disappearing_s": v.timer_s,
-        "share_history": v.share_history,
-        "removed": v.removed,
-        "members": v.members.iter().map(|m| json!({
-            "account_id": m.id.to_string(),
-            "role": if m.admin { "admin" } else { "member" },
-            "status": if m.joined { "joined" } else { "invited" },
-        })).collect::<Vec<_>>(),
-    })
-}
-
 fn print_view(c: &Common, v: &GroupView) {
     if c.json {
-        println!("{}", view_json(v));
+        println!("{}", v.to_json());
         return;
     }
     println!("Group:       {}", v.id);
@@ -333,7 +315,7 @@ async fn run_async(c: &Common, client: &Client, cmd: GroupCommand) -> anyhow::Re
         GroupCommand::List => {
             for v in client.groups()? {
                 if c.json {
-                    println!("{}", view_json(&v));
+                    println!("{}", v.to_json());
                 } else {
                     println!(
                         "{}  {}  ({} members{}{})",

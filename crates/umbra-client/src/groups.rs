@@ -117,6 +117,28 @@ pub struct GroupView {
     pub removed: bool,
 }
 
+impl GroupView {
+    /// The JSON form shown by `umbra group … --json` and the daemon's
+    /// `group.*` methods (docs/API.md).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "group_id": self.id.to_string(),
+            "name": self.name,
+            "admin": self.is_admin,
+            "generation": self.generation,
+            "version": self.version,
+            "disappearing_s": self.timer_s,
+            "share_history": self.share_history,
+            "removed": self.removed,
+            "members": self.members.iter().map(|m| serde_json::json!({
+                "account_id": m.id.to_string(),
+                "role": if m.admin { "admin" } else { "member" },
+                "status": if m.joined { "joined" } else { "invited" },
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// One roster entry as shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMember {

@@ -29,24 +29,6 @@ pub const GROUP_METHODS: &[&str] = &[
     "group.decline",
 ];
 
-fn view_json(v: &GroupView) -> Value {
-    json!({
-        "group_id": v.id.to_string(),
-        "name": v.name,
-        "admin": v.is_admin,
-        "generation": v.generation,
-        "version": v.version,
-        "disappearing_s": v.timer_s,
-        "share_history": v.share_history,
-        "removed": v.removed,
-        "members": v.members.iter().map(|m| json!({
-            "account_id": m.id.to_string(),
-            "role": if m.admin { "admin" } else { "member" },
-            "status": if m.joined { "joined" } else { "invited" },
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// `group`: a `03` ID or a group name (of a group, or of a pending invite).
 fn group(client: &Client, p: &Params) -> Result<AccountId, RpcError> {
     let g = p.str("group")?;
@@ -132,7 +114,12 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
         }
         "group.list" => {
             p.only(&[])?;
-            let mut out: Vec<Value> = client.groups().map_err(ce)?.iter().map(view_json).collect();
+            let mut out: Vec<Value> = client
+                .groups()
+                .map_err(ce)?
+                .iter()
+                .map(GroupView::to_json)
+                .collect();
             for i in client.group_invites().map_err(ce)? {
                 out.push(json!({"group_id": i.group.to_string(), "name": i.name, "invited_by": i.inviter.to_string(), "pending": true}));
             }
@@ -142,7 +129,7 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
             p.only(&["group"])?;
             let g = group(client, p)?;
             let _ = client.sync_group(&g).await;
-            Ok(view_json(&client.group_info(&g).map_err(ce)?))
+            Ok(client.group_info(&g).map_err(ce)?.to_json())
         }
         "group.send" => {
             p.only(&["group", "text"])?;
