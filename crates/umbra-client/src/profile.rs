@@ -300,35 +300,26 @@ impl KeyFile {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename)
-/// with mode 0600.
+/// Writes `bytes` to `path` atomically (a temporary file of its own in the
+/// same directory, mode 0600, fsync, rename), so that two writers of one
+/// profile (the daemon and a CLI command) never rename each other's file.
 fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProfileError> {
-    let tmp = path.with_extension("tmp");
-    let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    // tempfile creates the file with mode 0600 and removes it if dropped.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".umbra-write")
+        .tempfile_in(dir)
+        .map_err(io("creating a temporary file in", dir))?;
+    tmp.write_all(bytes).map_err(io("writing", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io("syncing", path))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .map_err(io("replacing", path))?;
+    if let Ok(d) = File::open(dir) {
+        // Best effort: persist the rename itself.
+        let _ = d.sync_all();
     }
-    let result = (|| {
-        let mut f = opts.open(&tmp).map_err(io("creating", &tmp))?;
-        f.write_all(bytes).map_err(io("writing", &tmp))?;
-        f.sync_all().map_err(io("syncing", &tmp))?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(io("replacing", path))?;
-        if let Some(dir) = path.parent()
-            && let Ok(d) = File::open(dir)
-        {
-            // Best effort: persist the rename itself.
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    Ok(())
 }
 
 /// Creates `dir` (and missing parents) with mode 0700.
@@ -837,7 +828,35 @@ mod tests {
         );
         #[cfg(unix)]
         assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
-        assert!(!dir.join("profile.tmp").exists());
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".umbra-write"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn concurrent_writes_of_one_file_all_succeed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("settings");
+        let writers: Vec<_> = (0..4u8)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    (0..50).all(|_| write_private_atomic(&path, &[w; 64]).is_ok())
+                })
+            })
+            .collect();
+        for w in writers {
+            assert!(w.join().unwrap(), "a concurrent write failed");
+        }
+        let last = fs::read(&path).unwrap();
+        assert_eq!(last.len(), 64);
+        assert!(last.iter().all(|&b| b == last[0]), "a torn file");
+        #[cfg(unix)]
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 
     #[test]
