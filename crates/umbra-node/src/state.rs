@@ -112,19 +112,27 @@ impl NodeInner {
         bytes: &[u8],
     ) -> Result<Option<u64>, umbra_proto::swarm::RegistryError> {
         let now = self.now_ms();
-        let transition = self.registry_mut().offer(bytes, now)?;
+        let transition = {
+            let mut registry = self.registry_mut();
+            let transition = registry.offer(bytes, now)?;
+            if transition.is_some() {
+                // Remember what was adopted, so that a restart knows its
+                // previous epoch (and hands over correctly if the registry
+                // moved on). Written under the lock: two documents adopted
+                // at once are saved in the order they were adopted.
+                let path = self.config.data_dir.join(ADOPTED_REGISTRY);
+                let tmp = path.with_extension("tmp");
+                if std::fs::write(&tmp, bytes)
+                    .and_then(|()| std::fs::rename(&tmp, &path))
+                    .is_err()
+                {
+                    tracing::warn!("cannot save the adopted registry");
+                }
+            }
+            transition
+        };
         Ok(transition.map(|t| {
             let epoch = t.new.epoch();
-            // Remember what was adopted, so that a restart knows its previous
-            // epoch (and hands over correctly if the registry moved on).
-            let path = self.config.data_dir.join(ADOPTED_REGISTRY);
-            let tmp = path.with_extension("tmp");
-            if std::fs::write(&tmp, bytes)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .is_err()
-            {
-                tracing::warn!("cannot save the adopted registry");
-            }
             tracing::info!(epoch, nodes = t.new.nodes().len(), "adopted registry epoch");
             self.metrics.epoch.set(epoch as i64);
             let _ = self.epoch_tx.send(epoch);
