@@ -828,7 +828,7 @@ mod tests {
         );
         #[cfg(unix)]
         assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
-        let leftovers: Vec<_> = fs::read_dir(&dir)
+        let leftovers: Vec<_> = fs::read_dir(dir)
             .unwrap()
             .filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_string_lossy().starts_with(".umbra-write"))
