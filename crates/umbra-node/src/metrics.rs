@@ -1,6 +1,6 @@
 //! Prometheus metrics, served on the admin port at `/metrics`: requests by
-//! method and status, stored messages, database size, replication backlog
-//! and onion hops relayed. Labels never carry account IDs or keys.
+//! method and status, stored messages, database size, replication backlog,
+//! ignored tombstones and onion hops relayed. Labels never carry account IDs or keys.
 
 use std::sync::atomic::AtomicU64;
 
@@ -34,6 +34,10 @@ pub struct Metrics {
     pub pushed_messages: Counter,
     /// Messages received by push.
     pub received_pushes: Counter,
+    /// Tombstones from peers not applied: the sender does not hold the
+    /// account, the proof is missing or invalid, or it does not cover the
+    /// message (`swarms.md` §6).
+    pub ignored_tombstones: Counter,
     /// Onion layers relayed.
     pub onion_hops: Counter,
     /// The registry epoch in force.
@@ -52,6 +56,7 @@ impl Default for Metrics {
             catchup_pending: Gauge::default(),
             pushed_messages: Counter::default(),
             received_pushes: Counter::default(),
+            ignored_tombstones: Counter::default(),
             onion_hops: Counter::default(),
             epoch: Gauge::default(),
             swept: Counter::default(),
@@ -82,6 +87,11 @@ impl Default for Metrics {
             "received_push_messages",
             "Messages received by push",
             m.received_pushes.clone(),
+        );
+        registry.register(
+            "ignored_tombstones",
+            "Tombstones from peers ignored (sender not holding the account, no valid proof, not covered)",
+            m.ignored_tombstones.clone(),
         );
         registry.register(
             "onion_hops_relayed",

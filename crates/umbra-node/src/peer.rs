@@ -5,11 +5,18 @@
 //! headers of a node listed now or in an epoch superseded less than an hour
 //! ago; node requests are exempt from client rate limits.
 //!
+//! Tombstones in a push or a `since` reply are applied only with the
+//! account owner's signed request that covers them, verified here
+//! ([`apply_tombstones`]): a swarm member cannot make its peers delete or
+//! shorten messages on its own word.
+//!
 //! `/node/v1/onion` also accepts a caller authenticated once per connection
 //! by its TLS client certificate ([`authenticate_connection`]): the
 //! deliberate deviation from per-request signatures described in
 //! `docs/ARCHITECTURE.md` ("Onion relay authentication").
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -21,6 +28,7 @@ use umbra_proto::rpc::node_req::{
     PATH_PUSH, PATH_SINCE, PATH_SWARM, PushItem, PushReply, PushTombstone, decode_push_body,
     encode_push_with_tombstones,
 };
+use umbra_proto::rpc::tombstone_proof::{ProofError, ProofRequest, VerifiedProof};
 use umbra_proto::rpc::types::GetRegistryResponse;
 use umbra_proto::rpc::{MessageHash, Namespace, RpcError, StatusCode, Via};
 use umbra_proto::swarm::NodeRecord;
@@ -30,7 +38,7 @@ use crate::http::TimedBytes;
 use crate::http::{reply_response, text};
 use crate::rpc;
 use crate::state::Node;
-use crate::storage::{StoredMessage, Tombstone};
+use crate::storage::{ProvenTombstone, StoreError, StoredMessage, Tombstone};
 
 /// Header of a `/node/v1/since` reply: the sequence number to ask from next.
 pub const HEADER_NEXT_SEQ: &str = "X-Umbra-Next-Seq";
@@ -178,51 +186,131 @@ pub async fn push(
 /// Applies a peer's tombstones (deletions it saw and this node missed),
 /// before any pushed message, so a deleted message never comes back.
 ///
-/// Only tombstones `from` a node that holds the account — a member of its
-/// swarm now or in an epoch superseded within the hour (a hand-over) — are
-/// applied: a registered node elsewhere in the network, which never stored
-/// the account's messages, cannot make its swarm delete them
-/// (`docs/SECURITY.md` §3.3). Others are dropped and counted in the log.
+/// A tombstone is applied only when, checked here by this node itself:
+/// - it comes `from` a node that holds the account — a member of its swarm
+///   now or in an epoch superseded within the hour (a hand-over) — so a
+///   registered node elsewhere in the network cannot make the swarm delete
+///   anything (`docs/SECURITY.md` §3.3);
+/// - it carries the account owner's signed request that caused it, and that
+///   request passes the same validation as the RPC handler's (all checks but
+///   the time-freshness windows) and covers the tombstone
+///   (`umbra_proto::rpc::tombstone_proof`): so a member of the swarm cannot
+///   make its peers delete or shorten a message the owner did not ask to;
+/// - this node's copy of the message, if it holds one, is within what the
+///   request covers (its namespace, its timestamp).
+///
+/// The proof is required (nodes of this repository are the only
+/// implementation). The others are ignored — counted in the
+/// `ignored_tombstones` metric and logged at debug level — and never fail
+/// the push: the valid tombstones and items of the same body still apply.
+/// Only a database error is an error (`500`, so the sender tries again).
 pub async fn apply_tombstones(
     node: &Node,
     from: &umbra_crypto::Ed25519Public,
     tombstones: Vec<PushTombstone>,
 ) -> Result<(), Response> {
+    if tombstones.is_empty() {
+        return Ok(());
+    }
     let offered = tombstones.len();
-    let tombs: Vec<Tombstone> = {
+    let held: Vec<PushTombstone> = {
         let reg = node.registry();
         tombstones
             .into_iter()
             .filter(|t| reg.owns(&t.account) && reg.held_account(from, &t.account))
-            .map(|t| Tombstone {
-                hash: t.hash.as_str().to_string(),
-                owner: t.account,
-                namespace: t.namespace.0,
-                new_expiry_ms: t.new_expiry,
-                keep_until_ms: t.keep_until,
-            })
             .collect()
     };
-    if tombs.len() < offered {
+    let not_held = offered - held.len();
+    let now = node.now_ms();
+    // Tombstones of one request share one proof (one `Arc` once decoded):
+    // it is verified once.
+    let mut verdicts: HashMap<usize, Result<VerifiedProof, ProofError>> = HashMap::new();
+    let mut proven = Vec::with_capacity(held.len());
+    let mut unproven = 0usize;
+    let mut first_refusal: Option<ProofError> = None;
+    for t in held {
+        let covered = match &t.proof {
+            None => Err(ProofError::Missing),
+            Some(p) => {
+                // Keyed by address: every proof was allocated before this loop,
+                // so distinct proofs have distinct addresses.
+                let key = p.as_ptr() as usize;
+                if let Entry::Vacant(slot) = verdicts.entry(key) {
+                    slot.insert(verify_proof(node, p, now).await.map_err(db_error)?);
+                }
+                match verdicts.get(&key) {
+                    Some(Ok(v)) => v.covers(&t),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err(ProofError::Missing),
+                }
+            }
+        };
+        match covered {
+            Ok(c) => proven.push(ProvenTombstone {
+                tombstone: Tombstone {
+                    hash: t.hash.as_str().to_string(),
+                    owner: t.account,
+                    namespace: t.namespace.0,
+                    new_expiry_ms: t.new_expiry,
+                    keep_until_ms: t.keep_until,
+                    proof: t.proof,
+                },
+                max_message_timestamp: c.max_message_timestamp,
+            }),
+            Err(e) => {
+                unproven += 1;
+                first_refusal.get_or_insert(e);
+            }
+        }
+    }
+    let not_covered = if proven.is_empty() {
+        0
+    } else {
+        node.store
+            .apply_tombstones(proven, now)
+            .await
+            .map_err(db_error)?
+            .not_covered
+    };
+    let ignored = not_held + unproven + not_covered;
+    if ignored > 0 {
+        node.metrics.ignored_tombstones.inc_by(ignored as u64);
         tracing::debug!(
-            dropped = offered - tombs.len(),
-            "tombstones for accounts the sender does not hold were ignored"
+            offered,
+            not_held,
+            unproven,
+            not_covered,
+            reason = first_refusal.map(|e| e.to_string()),
+            "tombstones from a peer were ignored"
         );
     }
-    if tombs.is_empty() {
-        return Ok(());
-    }
-    node.store
-        .apply_tombstones(tombs, node.now_ms())
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot apply tombstones");
-            text(StatusCode::InternalServerError, "database error".into())
-        })
+    Ok(())
 }
 
-/// A stored tombstone as a push tombstone.
+/// Parses and verifies a tombstone's proof, with the account's revocation
+/// list as this node knows it. The outer error is a database failure.
+async fn verify_proof(
+    node: &Node,
+    bytes: &[u8],
+    now: u64,
+) -> Result<Result<VerifiedProof, ProofError>, StoreError> {
+    let req = match ProofRequest::parse(bytes) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    let revoked = match (req.account(), req.subaccount()) {
+        (Some(account), Some(token)) => node.store.is_revoked(&account, token.0).await?,
+        _ => false,
+    };
+    Ok(req.verify(now, &move |_| revoked))
+}
+
+fn db_error(e: StoreError) -> Response {
+    tracing::warn!(error = %e, "cannot apply tombstones");
+    text(StatusCode::InternalServerError, "database error".into())
+}
+
+/// A stored tombstone as a push tombstone (with its proof, if it has one).
 pub fn to_push_tombstone(t: Tombstone) -> Option<PushTombstone> {
     Some(PushTombstone {
         account: t.owner,
@@ -230,6 +318,7 @@ pub fn to_push_tombstone(t: Tombstone) -> Option<PushTombstone> {
         namespace: Namespace(t.namespace),
         new_expiry: t.new_expiry_ms,
         keep_until: t.keep_until_ms,
+        proof: t.proof,
     })
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use umbra_crypto::Ed25519Public;
 use umbra_proto::rpc::node_req::{
-    MAX_PUSH_BODY, PATH_PUSH, PushItem, encode_push_split, encode_push_with_tombstones,
+    MAX_PUSH_BODY, PATH_PUSH, PushItem, encode_push_split, encode_tombstones_split,
 };
 use umbra_proto::swarm::{NodeRecord, RegistryDocument};
 
@@ -52,7 +52,8 @@ async fn push_to(node: &Node, target: &NodeRecord, msgs: &[StoredMessage]) -> bo
     push_with_tombstones(node, target, msgs, Vec::new()).await
 }
 
-/// Pushes tombstones (in the first body) and messages to `target`.
+/// Pushes tombstones with their proofs (in the first bodies, each at most
+/// 9 MB) and messages to `target`.
 async fn push_with_tombstones(
     node: &Node,
     target: &NodeRecord,
@@ -66,8 +67,8 @@ async fn push_with_tombstones(
             .into_iter()
             .filter_map(to_push_tombstone)
             .collect();
-        match encode_push_with_tombstones(&[], &tombs) {
-            Ok(b) => bodies.push(b),
+        match encode_tombstones_split(&tombs, MAX_PUSH_BODY) {
+            Ok(b) => bodies.extend(b),
             Err(_) => return false,
         }
     }

@@ -7,6 +7,13 @@
 //! `umbra_proto::rpc::validate` (`403`/`406`/`401`) → apply on the store →
 //! sign the per-node result → (recursive methods, entry node only) fan out to
 //! the other swarm members and aggregate their results (§8).
+//!
+//! A request that deletes or shortens messages (`delete`, `delete_all`,
+//! `delete_before`, `expire`, `expire_all`, a public-outbox `store`) keeps
+//! itself — the `{"method","params"}` the fan-out forwards — as the proof of
+//! the tombstones it makes, so members that missed it check the owner's
+//! signature themselves when they catch up (`swarms.md` §6,
+//! `umbra_proto::rpc::tombstone_proof`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +24,7 @@ use umbra_proto::rpc::encoding::{Base64Bytes, Ed25519Hex, X25519Hex};
 use umbra_proto::rpc::limits::Origin;
 use umbra_proto::rpc::node_sig;
 use umbra_proto::rpc::sign::SubaccountToken;
+use umbra_proto::rpc::tombstone_proof;
 use umbra_proto::rpc::types::{
     BatchResponse, ExpireResult, Expiries, GetExpiriesResponse, GetRegistryResponse,
     GetSwarmResponse, HashesByNamespace, InfoResponse, RetrieveResponse, RetrievedMessage,
@@ -436,6 +444,11 @@ async fn account_method(
             };
             let opts = StoreOptions {
                 replace_namespace: v.replaces_others,
+                proof: if v.replaces_others {
+                    proof_of(method, params)
+                } else {
+                    None
+                },
             };
             if via == Via::Forwarded {
                 node.store
@@ -483,7 +496,7 @@ async fn account_method(
             let local = async {
                 let deleted = node
                     .store
-                    .delete_hashes(&account, hashes, now)
+                    .delete_hashes(&account, hashes, now, proof_of(method, params))
                     .await
                     .map_err(|e| store_failure(&e))?;
                 let deleted: Vec<MessageHash> = deleted
@@ -506,12 +519,19 @@ async fn account_method(
             };
             let local = async {
                 let sel = namespaces(v.namespace);
+                let proof = proof_of(method, params);
                 let found = match &req {
-                    Request::DeleteAll(_) => node.store.delete_all(&account, sel, now).await,
+                    Request::DeleteAll(_) => node.store.delete_all(&account, sel, now, proof).await,
                     Request::DeleteBefore(_) => {
-                        node.store.delete_before(&account, sel, v.value, now).await
+                        node.store
+                            .delete_before(&account, sel, v.value, now, proof)
+                            .await
                     }
-                    _ => node.store.expire_all(&account, sel, v.value, now).await,
+                    _ => {
+                        node.store
+                            .expire_all(&account, sel, v.value, now, proof)
+                            .await
+                    }
                 }
                 .map_err(|e| store_failure(&e))?;
                 let hashes = hashes_by_ns(v.namespace, found)?;
@@ -547,7 +567,7 @@ async fn account_method(
                     .collect();
                 let out = node
                     .store
-                    .expire_each(&account, updates, v.mode, now)
+                    .expire_each(&account, updates, v.mode, now, proof_of(method, params))
                     .await
                     .map_err(|e| store_failure(&e))?;
                 let parse = |h: &String| MessageHash::parse(h).map_err(|_| query_failure());
@@ -626,6 +646,20 @@ async fn account_method(
     };
     // Only a forwarded store reaches here.
     forwarded_reply(local)
+}
+
+/// The proof kept with the tombstones a validated request makes: the
+/// request as the fan-out forwards it (`umbra_proto::rpc::tombstone_proof`),
+/// so that a swarm peer catching up applies the deletion only after checking
+/// the owner's signature itself. Used for direct, onion, batch and forwarded
+/// requests alike. `None` (tombstones without proof, which peers ignore)
+/// only for a request larger than `MAX_PROOF_BYTES`.
+fn proof_of(method: &str, params: &Value) -> Option<storage::Proof> {
+    let proof = tombstone_proof::encode_proof(method, params).map(storage::Proof::from);
+    if proof.is_none() {
+        tracing::debug!(method, "request too large to keep as a tombstone proof");
+    }
+    proof
 }
 
 /// A forwarded copy returns this node's per-node result only.

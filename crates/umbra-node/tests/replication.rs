@@ -286,6 +286,82 @@ async fn a_delete_missed_while_down_is_caught_up() {
     );
 }
 
+/// The expiry of the first of `keys`' messages on node `i`.
+async fn first_expiry(
+    net: &TestNet,
+    i: usize,
+    keys: &umbra_proto::identity::AccountKeys,
+) -> Option<u64> {
+    let (_, reply) = net.rpc(i, &retrieve_req(keys, now_ms())).await;
+    reply["messages"][0]["expiration"].as_u64()
+}
+
+/// `swarms.md` §6 "Deletions are caught up too": a member that was down
+/// while the owner deleted one message (`delete`), then the rest of a
+/// namespace (`delete_all`), and shortened another account's message
+/// (`expire`), applies all three on catch-up: each tombstone carries the
+/// owner's signed request and passes the member's own checks (none is
+/// ignored). A message stored after the `delete_all` is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_and_shortened_expiries_missed_while_down_are_caught_up() {
+    use umbra_proto::rpc::{Namespace, NamespaceSel, message_hash};
+    let mut net = TestNet::start(2).await;
+    let (bob, carol) = (account(17), account(18));
+    let owners = net.owners(&bob.account_id());
+    assert_eq!(owners, net.owners(&carol.account_id()));
+    let (a, b) = (owners[0], owners[1]);
+    let now = now_ms();
+    let store = |to: &umbra_proto::identity::AccountKeys, data: &'static [u8]| {
+        store_req(&to.account_id(), data, now, 600_000)
+    };
+    for (to, data) in [
+        (&bob, b"deleted by hash".as_slice()),
+        (&bob, b"deleted by delete_all".as_slice()),
+        (&carol, b"shortened".as_slice()),
+    ] {
+        let (status, body) = net.rpc(a, &store(to, data)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(net.retrieve_all(b, &bob).await.len(), 2);
+
+    net.stop(b).await;
+    let by_hash = message_hash(&bob.account_id(), Namespace(0), b"deleted by hash");
+    let (status, body) = net.rpc(a, &owner::delete(&bob, &[by_hash])).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = net
+        .rpc(a, &owner::delete_all(&bob, NamespaceSel::All, now_ms()))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let later = b"stored after the delete_all".to_vec();
+    let (status, body) = net
+        .rpc(a, &store_req(&bob.account_id(), &later, now_ms(), 600_000))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let shortened = now_ms() + 120_000;
+    let carols = message_hash(&carol.account_id(), Namespace(0), b"shortened");
+    let (status, body) = net
+        .rpc(a, &owner::expire(&carol, &[carols], shortened, true))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    net.restart(b).await;
+    assert!(
+        eventually(WAIT, || async {
+            net.retrieve_all(b, &bob).await == vec![later.clone()]
+                && first_expiry(&net, b, &carol).await == Some(shortened)
+        })
+        .await,
+        "b holds {:?} for Bob and Carol's expiry {:?}",
+        net.retrieve_all(b, &bob).await,
+        first_expiry(&net, b, &carol).await
+    );
+    assert_eq!(
+        net.node(b).node.metrics.ignored_tombstones.get(),
+        0,
+        "an honest tombstone was refused"
+    );
+}
+
 /// `swarms.md` §10 and §7.4: an old owner whose first hand-over push failed
 /// (the new owners were down) retries, and once enough new owners hold the
 /// messages it drops its copy.

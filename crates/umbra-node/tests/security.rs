@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,12 +23,12 @@ use umbra_proto::onion::{
     EncType, LayerRandom, NodeRequestOptions, OnionDestination, PathNode, RelayMessage,
     ReplyOutcome, build_padded_onion, frame, open_node_reply, unframe,
 };
-use umbra_proto::rpc::Namespace;
 use umbra_proto::rpc::hash::message_hash;
 use umbra_proto::rpc::node_req::{
     NodeRequestAuth, PATH_ONION, PATH_PUSH, PATH_SWARM, PushItem, PushTombstone,
     encode_push_with_tombstones,
 };
+use umbra_proto::rpc::{Namespace, NamespaceSel};
 use umbra_transport::{NodeAddr, Request};
 
 /// The catalogue sends many requests from 127.0.0.1: lift the per-IP rate
@@ -903,28 +905,67 @@ async fn forged_node_to_node_pushes_are_refused() {
     still_serves(&net, 0, SERVE_BOUND).await;
 }
 
-/// SECURITY.md §3.3: a registered node outside an account's swarm cannot
-/// make the swarm delete the account's messages by pushing tombstones; a
-/// member of the swarm still can (that is how deletions replicate).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tombstones_are_taken_only_from_the_accounts_swarm() {
-    let net = net(6).await;
-    let bob = account(0x42);
-    let members: Vec<usize> = {
-        let doc = net.doc();
-        let keys: Vec<_> = doc
-            .members_for(&bob.account_id())
-            .iter()
-            .map(|r| r.ed25519)
-            .collect();
-        (0..net.keys.len())
-            .filter(|&i| keys.contains(&net.keys[i].public()))
-            .collect()
-    };
+/// The members of `keys`' swarm and one node outside it.
+fn swarm_split(net: &TestNet, keys: &AccountKeys) -> (Vec<usize>, usize) {
+    let doc = net.doc();
+    let member_keys: Vec<_> = doc
+        .members_for(&keys.account_id())
+        .iter()
+        .map(|r| r.ed25519)
+        .collect();
+    let members: Vec<usize> = (0..net.keys.len())
+        .filter(|&i| member_keys.contains(&net.keys[i].public()))
+        .collect();
     let outsider = (0..net.keys.len())
         .find(|i| !members.contains(i))
         .expect("six nodes form more than one swarm");
     assert!(members.len() >= 2, "{members:?}");
+    (members, outsider)
+}
+
+/// A tombstone of `keys`' message `data` (namespace 0) carrying `proof`.
+fn tombstone_for(
+    keys: &AccountKeys,
+    data: &[u8],
+    new_expiry: Option<u64>,
+    proof: Option<&Value>,
+) -> PushTombstone {
+    PushTombstone {
+        account: keys.account_id(),
+        hash: message_hash(&keys.account_id(), Namespace(0), data),
+        namespace: Namespace(0),
+        new_expiry,
+        keep_until: now_ms() + 600_000,
+        proof: proof.map(|p| Arc::from(serde_json::to_vec(p).unwrap())),
+    }
+}
+
+/// `(data, expiration)` of `keys`' messages on node `i`.
+async fn held_with_expiry(net: &TestNet, i: usize, keys: &AccountKeys) -> Vec<(Vec<u8>, u64)> {
+    let (status, reply) = net.rpc(i, &retrieve_req(keys, now_ms())).await;
+    assert_eq!(status, 200, "{reply}");
+    let data = retrieved_data(&reply);
+    let expiries = reply["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["expiration"].as_u64().unwrap());
+    data.into_iter().zip(expiries).collect()
+}
+
+fn ignored_tombstones(net: &TestNet, i: usize) -> u64 {
+    net.node(i).node.metrics.ignored_tombstones.get()
+}
+
+/// SECURITY.md §3.3: a registered node outside an account's swarm cannot
+/// make the swarm delete the account's messages by pushing tombstones, even
+/// with the owner's real signed request; a member of the swarm can only
+/// with it (that is how deletions replicate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_are_taken_only_from_the_accounts_swarm() {
+    let net = net(6).await;
+    let bob = account(0x42);
+    let (members, outsider) = swarm_split(&net, &bob);
     let (m0, m1) = (members[0], members[1]);
 
     let now = now_ms();
@@ -933,17 +974,14 @@ async fn tombstones_are_taken_only_from_the_accounts_swarm() {
         .rpc(m0, &store_req(&bob.account_id(), data, now, 600_000))
         .await;
     assert_eq!(status, 200, "{body}");
-    let tombstone = PushTombstone {
-        account: bob.account_id(),
-        hash: message_hash(&bob.account_id(), Namespace(0), data),
-        namespace: Namespace(0),
-        new_expiry: None,
-        keep_until: now + 600_000,
-    };
-    let body = encode_push_with_tombstones(&[], &[tombstone]).unwrap();
+    let hash = message_hash(&bob.account_id(), Namespace(0), data);
+    let real_delete = owner::delete(&bob, std::slice::from_ref(&hash));
+    let body =
+        encode_push_with_tombstones(&[], &[tombstone_for(&bob, data, None, Some(&real_delete))])
+            .unwrap();
 
     // The outsider's push is a valid node request (200), but its tombstone
-    // is ignored: the message stays.
+    // is ignored although its proof is genuine: the message stays.
     let (status, reply) = signed_post(
         &net,
         &net.keys[outsider],
@@ -955,11 +993,124 @@ async fn tombstones_are_taken_only_from_the_accounts_swarm() {
     .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(held_by(&net, m0, &bob).await, vec![data.to_vec()]);
+    assert_eq!(ignored_tombstones(&net, m0), 1);
 
     // The same tombstone from a member of Bob's swarm deletes it.
     let (status, reply) = signed_post(&net, &net.keys[m1], m0, PATH_PUSH, now_ms(), body).await;
     assert_eq!(status, 200, "{reply}");
     assert!(held_by(&net, m0, &bob).await.is_empty());
+    assert_eq!(ignored_tombstones(&net, m0), 1);
+}
+
+/// SECURITY.md §3.3: a member of the account's swarm (malicious or
+/// compromised) cannot make its peers delete or shorten the account's
+/// messages: a tombstone is applied only with the owner's signed request
+/// that covers it, checked by the receiver itself. Forged tombstones are
+/// ignored without failing the push; a valid one in the same push applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_member_cannot_forge_tombstones() {
+    let net = net(6).await;
+    let bob = account(0x43);
+    let carol = account_elsewhere(&net, &bob.account_id());
+    let (members, _) = swarm_split(&net, &bob);
+    let (victim, liar) = (members[0], members[1]);
+
+    let now = now_ms();
+    let (kept, other) = (b"must survive".as_slice(), b"another message".as_slice());
+    for d in [kept, other] {
+        let (status, body) = net
+            .rpc(victim, &store_req(&bob.account_id(), d, now, 600_000))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let before = held_with_expiry(&net, victim, &bob).await;
+    assert_eq!(before.len(), 2);
+    let hash = message_hash(&bob.account_id(), Namespace(0), kept);
+    let other_hash = message_hash(&bob.account_id(), Namespace(0), other);
+    let hashes = std::slice::from_ref(&hash);
+
+    let forged = [
+        // No proof at all.
+        tombstone_for(&bob, kept, None, None),
+        // Bob's genuine delete, of another hash.
+        tombstone_for(
+            &bob,
+            kept,
+            None,
+            Some(&owner::delete(&bob, std::slice::from_ref(&other_hash))),
+        ),
+        // A delete of this hash signed by Carol's key for Bob's account.
+        tombstone_for(
+            &bob,
+            kept,
+            None,
+            Some(&owner::delete_as(&carol, &bob.account_id(), hashes)),
+        ),
+        // Carol's genuine delete of the same hash in her own account.
+        tombstone_for(&bob, kept, None, Some(&owner::delete(&carol, hashes))),
+        // Bob's genuine shortening expire, to another expiry than the tombstone's.
+        tombstone_for(
+            &bob,
+            kept,
+            Some(now + 1_000),
+            Some(&owner::expire(&bob, hashes, now + 300_000, true)),
+        ),
+        // Bob's genuine expire turned into a deletion.
+        tombstone_for(
+            &bob,
+            kept,
+            None,
+            Some(&owner::expire(&bob, hashes, now + 300_000, true)),
+        ),
+        // Bob's genuine delete_all, made ten minutes before the message.
+        tombstone_for(
+            &bob,
+            kept,
+            None,
+            Some(&owner::delete_all(&bob, NamespaceSel::All, now - 600_000)),
+        ),
+        // A proof that is not a signed request.
+        tombstone_for(
+            &bob,
+            kept,
+            None,
+            Some(&json!({"method": "delete", "params": {}})),
+        ),
+    ];
+    let body = encode_push_with_tombstones(&[], &forged).unwrap();
+    let (status, reply) =
+        signed_post(&net, &net.keys[liar], victim, PATH_PUSH, now_ms(), body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        held_with_expiry(&net, victim, &bob).await,
+        before,
+        "a forged tombstone deleted or shortened a message"
+    );
+    assert_eq!(ignored_tombstones(&net, victim), forged.len() as u64);
+
+    // One forged and one genuine tombstone in the same push: the genuine one
+    // (Bob's shortening expire of the other message) applies, the forged
+    // one is ignored, the push succeeds.
+    let shortened = now + 120_000;
+    let genuine = tombstone_for(
+        &bob,
+        other,
+        Some(shortened),
+        Some(&owner::expire(&bob, &[other_hash], shortened, true)),
+    );
+    let body = encode_push_with_tombstones(&[], &[forged[1].clone(), genuine]).unwrap();
+    let (status, reply) =
+        signed_post(&net, &net.keys[liar], victim, PATH_PUSH, now_ms(), body).await;
+    assert_eq!(status, 200, "{reply}");
+    let after: BTreeMap<Vec<u8>, u64> = held_with_expiry(&net, victim, &bob)
+        .await
+        .into_iter()
+        .collect();
+    let was: BTreeMap<Vec<u8>, u64> = before.into_iter().collect();
+    assert_eq!(after[kept], was[kept]);
+    assert_eq!(after[other], shortened);
+    assert_eq!(ignored_tombstones(&net, victim), forged.len() as u64 + 1);
+    still_serves(&net, victim, SERVE_BOUND).await;
 }
 
 /// The data of `keys`' messages that node `i` returns.

@@ -3,7 +3,8 @@
 //! catch-up, hand-over, expiry and the local-storage notes).
 //!
 //! One SQLite database in WAL mode holds messages, revoked subaccount tokens,
-//! deletion tombstones and per-peer catch-up marks. The schema lives in
+//! deletion tombstones (each with the owner's signed request that caused it,
+//! its [`Proof`]) and per-peer catch-up marks. The schema lives in
 //! versioned migrations under `crates/umbra-node/migrations/` ([`schema`]).
 //!
 //! [`Store`] is the async handle the RPC handlers use:
@@ -28,6 +29,7 @@ mod writer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use store::Store;
 use umbra_proto::identity::AccountId;
@@ -114,11 +116,14 @@ pub struct ExpireOutcome {
 }
 
 /// Options of [`Store::store`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Public outbox (`storage-rpc.md` §5): delete the account's other
     /// messages in the namespace before storing.
     pub replace_namespace: bool,
+    /// The signed request kept as the proof of the tombstones a replacement
+    /// makes ([`Proof`]).
+    pub proof: Option<Proof>,
 }
 
 /// The result of [`Store::store`].
@@ -146,6 +151,14 @@ pub struct Retrieved {
     pub more: bool,
 }
 
+/// The account owner's signed client request that caused a deletion or a
+/// shortened expiry: the `{"method","params"}` JSON the node validated
+/// (`umbra_proto::rpc::tombstone_proof`). Kept once per request (table
+/// `tombstone_proofs`, keyed by its BLAKE2b-256) and referenced by each
+/// tombstone it caused, so peers catching up can check the deletion
+/// themselves.
+pub type Proof = Arc<[u8]>;
+
 /// A deletion or expiry-shortening record (`swarms.md` §6), kept until the
 /// message's original expiry so a deleted message never comes back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +173,30 @@ pub struct Tombstone {
     pub new_expiry_ms: Option<u64>,
     /// Kept until this time (the message's original expiry).
     pub keep_until_ms: u64,
+    /// The request that caused it; `None` for a tombstone made before
+    /// proofs were kept (schema version 1), which peers ignore.
+    pub proof: Option<Proof>,
+}
+
+/// A tombstone from a peer whose proof the caller verified, with the check
+/// that remains against this node's own copy of the message
+/// (`umbra_proto::rpc::tombstone_proof::Coverage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenTombstone {
+    /// The tombstone, with its proof.
+    pub tombstone: Tombstone,
+    /// When set, a local copy timestamped later is not covered by the proof.
+    pub max_message_timestamp: Option<u64>,
+}
+
+/// The result of [`Store::apply_tombstones`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TombstoneOutcome {
+    /// Local messages deleted or shortened.
+    pub changed: usize,
+    /// Tombstones not applied because this node's copy of the message is
+    /// outside what the proof covers (another namespace, a later timestamp).
+    pub not_covered: usize,
 }
 
 /// One page of catch-up data ([`Store::since`]).

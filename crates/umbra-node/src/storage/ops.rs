@@ -115,8 +115,48 @@ fn message_from_row(r: &Row<'_>, first: usize) -> Result<StoredMessage, StoreErr
 
 const MSG_COLS: &str = "m.hash, o.account, m.namespace, m.timestamp, m.expiry, m.data";
 
+/// A request's [`super::Proof`] for the tombstones one operation records:
+/// written to `tombstone_proofs` on first use (so an operation that deletes
+/// nothing leaves no row), shared by every tombstone of the operation.
+pub struct ProofRef<'a> {
+    bytes: Option<&'a [u8]>,
+    id: Option<i64>,
+}
+
+impl<'a> ProofRef<'a> {
+    /// The proof of an operation (`None`: its tombstones carry none).
+    pub fn new(bytes: Option<&'a [u8]>) -> Self {
+        ProofRef { bytes, id: None }
+    }
+
+    /// The proof's row id, inserting the row if needed.
+    fn id(&mut self, conn: &Connection) -> Result<Option<i64>, StoreError> {
+        let Some(bytes) = self.bytes else {
+            return Ok(None);
+        };
+        if let Some(id) = self.id {
+            return Ok(Some(id));
+        }
+        let digest = umbra_crypto::hash::blake2b_fixed::<32>(&[bytes]);
+        conn.prepare_cached(
+            "INSERT INTO tombstone_proofs (digest, request) VALUES (?1, ?2)
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .and_then(|mut s| s.execute(params![&digest[..], bytes]))
+        .ctx("keeping a tombstone proof")?;
+        let id: i64 = conn
+            .prepare_cached("SELECT id FROM tombstone_proofs WHERE digest = ?1")
+            .and_then(|mut s| s.query_row([&digest[..]], |r| r.get(0)))
+            .ctx("keeping a tombstone proof")?;
+        self.id = Some(id);
+        Ok(Some(id))
+    }
+}
+
 /// Records (or strengthens) a tombstone: "deleted" wins over a shortened
 /// expiry, the earlier shortened expiry wins, the later `keep_until` wins.
+/// The proof follows the state that wins (a tie keeps the one stored, unless
+/// it had none).
 fn record_tombstone(
     conn: &Connection,
     hash: &str,
@@ -124,12 +164,21 @@ fn record_tombstone(
     namespace: i64,
     new_expiry: Option<i64>,
     keep_until: i64,
+    proof: &mut ProofRef<'_>,
 ) -> Result<(), StoreError> {
     let seq = to_sql(max_seq(conn)?);
+    let proof_id = proof.id(conn)?;
     conn.prepare_cached(
-        "INSERT INTO tombstones (hash, owner_id, namespace, new_expiry, keep_until, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO tombstones (hash, owner_id, namespace, new_expiry, keep_until, seq, proof_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (hash) DO UPDATE SET
+           proof_id = CASE
+             WHEN tombstones.proof_id IS NULL THEN excluded.proof_id
+             WHEN excluded.proof_id IS NULL THEN tombstones.proof_id
+             WHEN tombstones.new_expiry IS NULL THEN tombstones.proof_id
+             WHEN excluded.new_expiry IS NULL THEN excluded.proof_id
+             WHEN excluded.new_expiry < tombstones.new_expiry THEN excluded.proof_id
+             ELSE tombstones.proof_id END,
            new_expiry = CASE WHEN excluded.new_expiry IS NULL OR tombstones.new_expiry IS NULL
                              THEN NULL ELSE min(excluded.new_expiry, tombstones.new_expiry) END,
            keep_until = max(excluded.keep_until, tombstones.keep_until),
@@ -137,7 +186,7 @@ fn record_tombstone(
     )
     .and_then(|mut s| {
         s.execute(params![
-            hash, owner_id, namespace, new_expiry, keep_until, seq
+            hash, owner_id, namespace, new_expiry, keep_until, seq, proof_id
         ])
     })
     .ctx("recording a tombstone")?;
@@ -200,7 +249,7 @@ fn row_by_hash(conn: &Connection, hash: &str) -> Result<Option<(i64, i64)>, Stor
 pub fn store(
     conn: &Connection,
     msg: &StoredMessage,
-    opts: StoreOptions,
+    opts: &StoreOptions,
     cap: u64,
     now_ms: u64,
 ) -> Result<StoreOutcome, StoreError> {
@@ -220,8 +269,17 @@ pub fn store(
             })
             .and_then(|rows| rows.collect())
             .ctx("replacing a public outbox")?;
+        let mut proof = ProofRef::new(opts.proof.as_deref());
         for (hash, expiry) in gone.into_iter().filter(|(_, e)| *e > now) {
-            record_tombstone(conn, &hash, oid, i64::from(msg.namespace), None, expiry)?;
+            record_tombstone(
+                conn,
+                &hash,
+                oid,
+                i64::from(msg.namespace),
+                None,
+                expiry,
+                &mut proof,
+            )?;
         }
     }
     let new_expiry = to_sql(msg.expiry_ms);
@@ -296,51 +354,93 @@ pub fn apply_push(
     Ok(stored)
 }
 
-/// Applies tombstones received from a peer (`swarms.md` §6): deletes or
-/// shortens the matching local messages of the same account, and keeps the
-/// tombstones. Tombstones already past `keep_until_ms` are ignored. Returns
-/// how many local messages changed.
+/// The longest a tombstone from a peer is kept: the longest TTL, plus a
+/// minute for clocks and tolerances. An honest `keep_until` (the message's
+/// original expiry) is never later; a larger one from a peer is capped.
+pub const MAX_TOMBSTONE_KEEP_MS: u64 = umbra_proto::rpc::limits::MAX_TTL_MS + 60_000;
+
+/// Applies tombstones received from a peer (`swarms.md` §6) whose proofs the
+/// caller verified. When this node holds an unexpired copy of the message
+/// for the same account, the copy must lie within what the proof covers —
+/// the tombstone's namespace, and a timestamp no later than
+/// `max_message_timestamp` when set — or the tombstone is skipped and
+/// counted in [`super::TombstoneOutcome::not_covered`]. A covered copy is
+/// deleted or its expiry shortened (never extended). The tombstone is kept
+/// with its proof (so this node can pass it on), its `keep_until` capped at
+/// `now + MAX_TOMBSTONE_KEEP_MS`. Tombstones already past `keep_until_ms`
+/// are ignored.
 pub fn apply_tombstones(
     conn: &Connection,
-    tombstones: &[Tombstone],
+    tombstones: &[super::ProvenTombstone],
     now_ms: u64,
-) -> Result<usize, StoreError> {
+) -> Result<super::TombstoneOutcome, StoreError> {
     let now = to_sql(now_ms);
-    let mut changed = 0;
-    for t in tombstones {
+    let keep_cap = to_sql(now_ms.saturating_add(MAX_TOMBSTONE_KEEP_MS));
+    let mut out = super::TombstoneOutcome::default();
+    // Tombstones of one request share one proof (one `Arc`): one row.
+    let mut proofs: std::collections::HashMap<*const u8, ProofRef<'_>> =
+        std::collections::HashMap::new();
+    for pt in tombstones {
+        let t = &pt.tombstone;
         validate_hash(&t.hash)?;
         if to_sql(t.keep_until_ms) <= now {
             continue;
         }
         let oid = ensure_owner(conn, &t.owner)?;
-        if let Some((old, row_owner)) = row_by_hash(conn, &t.hash)?
+        let row: Option<(i64, i64, i64, i64)> = conn
+            .prepare_cached(
+                "SELECT expiry, owner_id, namespace, timestamp FROM messages WHERE hash = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([&t.hash], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+            })
+            .ctx("looking up a hash")?;
+        if let Some((old, row_owner, ns, ts)) = row
             && row_owner == oid
             && old > now
         {
+            let covered = ns == i64::from(t.namespace)
+                && pt.max_message_timestamp.is_none_or(|max| ts <= to_sql(max));
+            if !covered {
+                out.not_covered += 1;
+                continue;
+            }
             match t.new_expiry_ms.map(to_sql) {
                 Some(e) if e > now && e < old => {
                     conn.prepare_cached("UPDATE messages SET expiry = ?1 WHERE hash = ?2")
                         .and_then(|mut s| s.execute(params![e, t.hash]))
                         .ctx("applying a tombstone")?;
-                    changed += 1;
+                    out.changed += 1;
                 }
                 Some(e) if e >= old => {}
                 _ => {
                     delete_row(conn, &t.hash)?;
-                    changed += 1;
+                    out.changed += 1;
                 }
             }
         }
+        let proof = match &t.proof {
+            Some(p) => proofs
+                .entry(p.as_ptr())
+                .or_insert_with(|| ProofRef::new(Some(p))),
+            None => proofs
+                .entry(std::ptr::null())
+                .or_insert_with(|| ProofRef::new(None)),
+        };
         record_tombstone(
             conn,
             &t.hash,
             oid,
             i64::from(t.namespace),
             t.new_expiry_ms.map(to_sql),
-            to_sql(t.keep_until_ms),
+            to_sql(t.keep_until_ms).min(keep_cap),
+            proof,
         )?;
     }
-    Ok(changed)
+    Ok(out)
 }
 
 /// `retrieve` (`storage-rpc.md` §9.2): unexpired rows of (owner, namespace)
@@ -420,7 +520,7 @@ fn collect_deleted(
     sql: &str,
     params: impl rusqlite::Params,
     now: i64,
-    tombstone: bool,
+    mut tombstone: Option<&mut ProofRef<'_>>,
 ) -> Result<NsHashes, StoreError> {
     let gone: Vec<(String, i64, i64, i64)> = conn
         .prepare_cached(sql)
@@ -431,8 +531,8 @@ fn collect_deleted(
         .ctx("deleting messages")?;
     let mut out = NsHashes::new();
     for (hash, ns, expiry, oid) in gone.into_iter().filter(|g| g.2 > now) {
-        if tombstone {
-            record_tombstone(conn, &hash, oid, ns, None, expiry)?;
+        if let Some(proof) = tombstone.as_deref_mut() {
+            record_tombstone(conn, &hash, oid, ns, None, expiry, proof)?;
         }
         out.entry(ns_from_sql(ns)?).or_default().push(hash);
     }
@@ -449,11 +549,13 @@ pub fn delete_hashes(
     owner: &AccountId,
     hashes: &[String],
     now_ms: u64,
+    proof: Option<&[u8]>,
 ) -> Result<Vec<String>, StoreError> {
     let Some(oid) = owner_id(conn, owner)? else {
         return Ok(Vec::new());
     };
     let now = to_sql(now_ms);
+    let mut proof = ProofRef::new(proof);
     let mut deleted = Vec::new();
     for h in hashes {
         let by_ns = collect_deleted(
@@ -462,7 +564,7 @@ pub fn delete_hashes(
              RETURNING hash, namespace, expiry, owner_id",
             params![h, oid],
             now,
-            true,
+            Some(&mut proof),
         )?;
         deleted.extend(by_ns.into_values().flatten());
     }
@@ -499,6 +601,7 @@ pub fn delete_all(
     owner: &AccountId,
     ns: Namespaces,
     now_ms: u64,
+    proof: Option<&[u8]>,
 ) -> Result<NsHashes, StoreError> {
     let Some(oid) = owner_id(conn, owner)? else {
         return Ok(NsHashes::new());
@@ -510,7 +613,7 @@ pub fn delete_all(
          RETURNING hash, namespace, expiry, owner_id",
         params![oid, lo, hi],
         to_sql(now_ms),
-        true,
+        Some(&mut ProofRef::new(proof)),
     )
 }
 
@@ -522,6 +625,7 @@ pub fn delete_before(
     ns: Namespaces,
     before_ms: u64,
     now_ms: u64,
+    proof: Option<&[u8]>,
 ) -> Result<NsHashes, StoreError> {
     let Some(oid) = owner_id(conn, owner)? else {
         return Ok(NsHashes::new());
@@ -534,7 +638,7 @@ pub fn delete_before(
          RETURNING hash, namespace, expiry, owner_id",
         params![oid, lo, hi, to_sql(before_ms)],
         to_sql(now_ms),
-        true,
+        Some(&mut ProofRef::new(proof)),
     )
 }
 
@@ -548,8 +652,10 @@ pub fn expire(
     updates: &[(String, u64)],
     mode: ExpireMode,
     now_ms: u64,
+    proof: Option<&[u8]>,
 ) -> Result<super::ExpireOutcome, StoreError> {
     let mut out = super::ExpireOutcome::default();
+    let mut proof = ProofRef::new(proof);
     let Some(oid) = owner_id(conn, owner)? else {
         return Ok(out);
     };
@@ -580,7 +686,7 @@ pub fn expire(
             .and_then(|mut s| s.execute(params![new_sql, hash]))
             .ctx("updating an expiry")?;
         if new_sql < old {
-            record_tombstone(conn, hash, oid, ns, Some(new_sql), old)?;
+            record_tombstone(conn, hash, oid, ns, Some(new_sql), old, &mut proof)?;
         }
         out.updated.insert(hash.clone(), *new);
     }
@@ -596,6 +702,7 @@ pub fn expire_all(
     ns: Namespaces,
     expiry_ms: u64,
     now_ms: u64,
+    proof: Option<&[u8]>,
 ) -> Result<NsHashes, StoreError> {
     let Some(oid) = owner_id(conn, owner)? else {
         return Ok(NsHashes::new());
@@ -615,11 +722,12 @@ pub fn expire_all(
         })
         .ctx("selecting messages to shorten")?;
     let mut out = NsHashes::new();
+    let mut proof = ProofRef::new(proof);
     for (hash, ns, old) in changed {
         conn.prepare_cached("UPDATE messages SET expiry = ?1 WHERE hash = ?2")
             .and_then(|mut s| s.execute(params![new, hash]))
             .ctx("shortening an expiry")?;
-        record_tombstone(conn, &hash, oid, ns, Some(new), old)?;
+        record_tombstone(conn, &hash, oid, ns, Some(new), old, &mut proof)?;
         out.entry(ns_from_sql(ns)?).or_default().push(hash);
     }
     for list in out.values_mut() {
@@ -725,7 +833,8 @@ pub fn is_revoked(
 }
 
 /// Expiry sweep (`swarms.md` §9): deletes every message with
-/// `expiry ≤ now_ms` and every tombstone kept past its `keep_until`. Returns
+/// `expiry ≤ now_ms`, every tombstone kept past its `keep_until` and every
+/// proof no tombstone refers to any more. Returns
 /// how many messages were deleted.
 pub fn sweep_expired(conn: &Connection, now_ms: u64) -> Result<usize, StoreError> {
     let now = to_sql(now_ms);
@@ -736,6 +845,12 @@ pub fn sweep_expired(conn: &Connection, now_ms: u64) -> Result<usize, StoreError
     conn.prepare_cached("DELETE FROM tombstones WHERE keep_until <= ?1")
         .and_then(|mut s| s.execute([now]))
         .ctx("sweeping tombstones")?;
+    conn.prepare_cached(
+        "DELETE FROM tombstone_proofs WHERE NOT EXISTS
+           (SELECT 1 FROM tombstones t WHERE t.proof_id = tombstone_proofs.id)",
+    )
+    .and_then(|mut s| s.execute([]))
+    .ctx("sweeping tombstone proofs")?;
     Ok(n)
 }
 
@@ -808,8 +923,8 @@ pub fn hash_expiries(
         .collect()
 }
 
-/// A tombstone row: hash, account, namespace, new expiry, keep-until.
-type TombstoneRow = (String, Vec<u8>, i64, Option<i64>, i64);
+/// A tombstone row: hash, account, namespace, new expiry, keep-until, proof id.
+type TombstoneRow = (String, Vec<u8>, i64, Option<i64>, i64, Option<i64>);
 
 /// Catch-up page (`swarms.md` §6): unexpired messages with sequence number
 /// `≥ from_seq` (at most `max_messages`), plus the live tombstones whose
@@ -847,19 +962,44 @@ pub fn since(
     let upto = out.next_seq.map_or(i64::MAX, to_sql);
     let raw: Vec<TombstoneRow> = conn
         .prepare_cached(
-            "SELECT t.hash, o.account, t.namespace, t.new_expiry, t.keep_until
+            "SELECT t.hash, o.account, t.namespace, t.new_expiry, t.keep_until, t.proof_id
              FROM tombstones t JOIN owners o ON o.id = t.owner_id
              WHERE t.seq >= ?1 AND t.seq < ?2 AND t.keep_until > ?3 ORDER BY t.seq, t.hash",
         )
         .and_then(|mut s| {
             s.query_map(params![from, upto, now], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .and_then(|rows| rows.collect())
         })
         .ctx("reading tombstones since")?;
-    for (hash, account, ns, new_expiry, keep_until) in raw {
+    // Each proof is read once and shared by its tombstones.
+    let mut proofs: BTreeMap<i64, super::Proof> = BTreeMap::new();
+    for (hash, account, ns, new_expiry, keep_until, proof_id) in raw {
+        let proof = match proof_id {
+            None => None,
+            Some(id) => Some(match proofs.get(&id) {
+                Some(p) => p.clone(),
+                None => {
+                    let bytes: Vec<u8> = conn
+                        .prepare_cached("SELECT request FROM tombstone_proofs WHERE id = ?1")
+                        .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+                        .ctx("reading a tombstone proof")?;
+                    let p: super::Proof = bytes.into();
+                    proofs.insert(id, p.clone());
+                    p
+                }
+            }),
+        };
         out.tombstones.push(Tombstone {
+            proof,
             hash,
             owner: AccountId::from_bytes(&account)
                 .map_err(|e| StoreError::BadStoredAccount(e.to_string()))?,

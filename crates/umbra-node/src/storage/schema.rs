@@ -14,7 +14,13 @@ use rusqlite::{Connection, OpenFlags};
 use super::{SqlContext, StoreError, Synchronous};
 
 /// The migrations, `(version, sql)`, in the order they are applied.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/0002_tombstone_proofs.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub fn latest_version() -> i64 {
@@ -132,6 +138,83 @@ mod tests {
         // Reopening applies nothing and keeps the version.
         let conn = open_writer(&path, Synchronous::Normal).expect("reopen");
         assert_eq!(user_version(&conn).expect("version"), latest_version());
+    }
+
+    /// A database written by the version-1 schema (before tombstone
+    /// proofs) opens, migrates, keeps its data, and works.
+    #[tokio::test]
+    async fn version_1_database_migrates_and_works() {
+        use crate::storage::{Namespaces, Store, StoreConfig, StoredMessage};
+        use umbra_proto::identity::AccountId;
+        const NOW: u64 = 1_700_000_000_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let mut raw = [1u8; 33];
+        raw[0] = 0x05;
+        let account = AccountId::from_bytes(&raw).expect("account");
+        let h = |i: u32| format!("{i:0>43}");
+        {
+            // Exactly what a version-1 build left behind.
+            let conn = Connection::open(&path).expect("create");
+            conn.execute_batch(MIGRATIONS[0].1).expect("schema 1");
+            conn.execute_batch("PRAGMA user_version = 1").expect("v1");
+            conn.execute(
+                "INSERT INTO owners (id, account) VALUES (1, ?1)",
+                [&raw[..]],
+            )
+            .expect("owner");
+            conn.execute(
+                "INSERT INTO messages (hash, owner_id, namespace, timestamp, expiry, data)
+                 VALUES (?1, 1, 0, ?2, ?3, x'01')",
+                rusqlite::params![h(1), NOW as i64, (NOW + 86_400_000) as i64],
+            )
+            .expect("message");
+            conn.execute(
+                "INSERT INTO tombstones (hash, owner_id, namespace, new_expiry, keep_until, seq)
+                 VALUES (?1, 1, 0, NULL, ?2, 1)",
+                rusqlite::params![h(2), (NOW + 86_400_000) as i64],
+            )
+            .expect("old tombstone");
+        }
+        let store = Store::open(&path, StoreConfig::default()).expect("open old database");
+        let conn = Connection::open(&path).expect("inspect");
+        assert_eq!(user_version(&conn).expect("version"), latest_version());
+        drop(conn);
+        // The old data is there; the old tombstone has no proof.
+        assert_eq!(store.count().await.expect("count"), 1);
+        let page = store.since(0, 10, NOW).await.expect("since");
+        assert_eq!(page.tombstones.len(), 1);
+        assert_eq!(page.tombstones[0].proof, None);
+        // New tombstones keep their proofs.
+        store
+            .insert(
+                StoredMessage {
+                    hash: h(3),
+                    owner: account,
+                    namespace: 0,
+                    timestamp_ms: NOW,
+                    expiry_ms: NOW + 86_400_000,
+                    data: vec![3],
+                },
+                NOW,
+            )
+            .await
+            .expect("insert");
+        let proof: crate::storage::Proof = std::sync::Arc::from(&b"signed"[..]);
+        store
+            .delete_all(&account, Namespaces::All, NOW, Some(proof.clone()))
+            .await
+            .expect("delete_all");
+        let page = store.since(0, 10, NOW).await.expect("since");
+        assert_eq!(page.tombstones.len(), 3);
+        for t in &page.tombstones {
+            let want = if t.hash == h(2) { None } else { Some(&proof) };
+            assert_eq!(t.proof.as_ref(), want, "{}", t.hash);
+        }
+        store
+            .sweep_expired(NOW + 2 * 86_400_000)
+            .await
+            .expect("sweep");
     }
 
     #[test]

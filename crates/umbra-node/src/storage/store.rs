@@ -19,9 +19,9 @@ use umbra_proto::identity::AccountId;
 
 use super::writer::{self, Job, Shared, WriterCtx};
 use super::{
-    ExpireMode, ExpireOutcome, Namespaces, NsHashes, PeerKey, RetrieveLimits, Retrieved,
-    SinceBatch, StoreConfig, StoreError, StoreOptions, StoreOutcome, StoredMessage,
-    SubaccountToken, Tombstone, ops, schema,
+    ExpireMode, ExpireOutcome, Namespaces, NsHashes, PeerKey, Proof, ProvenTombstone,
+    RetrieveLimits, Retrieved, SinceBatch, StoreConfig, StoreError, StoreOptions, StoreOutcome,
+    StoredMessage, SubaccountToken, TombstoneOutcome, ops, schema,
 };
 
 /// A read job: runs on a reader thread with its connection.
@@ -182,7 +182,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<StoreOutcome, StoreError> {
         self.write(move |conn, ctx| {
-            let res = ops::store(conn, &msg, opts, ctx.cap, now_ms);
+            let res = ops::store(conn, &msg, &opts, ctx.cap, now_ms);
             note_fullness(ctx, &res);
             res
         })
@@ -204,13 +204,13 @@ impl Store {
         .await
     }
 
-    /// Applies tombstones from a peer (`swarms.md` §6): see
-    /// [`ops::apply_tombstones`].
+    /// Applies tombstones from a peer whose proofs the caller verified
+    /// (`swarms.md` §6): see [`ops::apply_tombstones`].
     pub async fn apply_tombstones(
         &self,
-        tombstones: Vec<Tombstone>,
+        tombstones: Vec<ProvenTombstone>,
         now_ms: u64,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<TombstoneOutcome, StoreError> {
         self.write(move |conn, _| ops::apply_tombstones(conn, &tombstones, now_ms))
             .await
     }
@@ -233,15 +233,19 @@ impl Store {
     }
 
     /// `delete` (`storage-rpc.md` §9.3): returns the deleted hashes, sorted.
+    /// `proof` (the signed request) is kept with the tombstones.
     pub async fn delete_hashes(
         &self,
         owner: &AccountId,
         hashes: Vec<String>,
         now_ms: u64,
+        proof: Option<Proof>,
     ) -> Result<Vec<String>, StoreError> {
         let owner = *owner;
-        self.write(move |conn, _| ops::delete_hashes(conn, &owner, &hashes, now_ms))
-            .await
+        self.write(move |conn, _| {
+            ops::delete_hashes(conn, &owner, &hashes, now_ms, proof.as_deref())
+        })
+        .await
     }
 
     /// Drops a local copy after a hand-over, without tombstones (`swarms.md`
@@ -256,30 +260,35 @@ impl Store {
             .await
     }
 
-    /// `delete_all` (`storage-rpc.md` §9.4).
+    /// `delete_all` (`storage-rpc.md` §9.4); `proof` is kept with the
+    /// tombstones.
     pub async fn delete_all(
         &self,
         owner: &AccountId,
         ns: Namespaces,
         now_ms: u64,
+        proof: Option<Proof>,
     ) -> Result<NsHashes, StoreError> {
         let owner = *owner;
-        self.write(move |conn, _| ops::delete_all(conn, &owner, ns, now_ms))
+        self.write(move |conn, _| ops::delete_all(conn, &owner, ns, now_ms, proof.as_deref()))
             .await
     }
 
     /// `delete_before` (`storage-rpc.md` §9.5): messages with
-    /// `timestamp ≤ before_ms`.
+    /// `timestamp ≤ before_ms`; `proof` is kept with the tombstones.
     pub async fn delete_before(
         &self,
         owner: &AccountId,
         ns: Namespaces,
         before_ms: u64,
         now_ms: u64,
+        proof: Option<Proof>,
     ) -> Result<NsHashes, StoreError> {
         let owner = *owner;
-        self.write(move |conn, _| ops::delete_before(conn, &owner, ns, before_ms, now_ms))
-            .await
+        self.write(move |conn, _| {
+            ops::delete_before(conn, &owner, ns, before_ms, now_ms, proof.as_deref())
+        })
+        .await
     }
 
     /// `expire` (`storage-rpc.md` §9.6) with one expiry for every hash.
@@ -290,35 +299,44 @@ impl Store {
         new_expiry_ms: u64,
         mode: ExpireMode,
         now_ms: u64,
+        proof: Option<Proof>,
     ) -> Result<ExpireOutcome, StoreError> {
         let updates = hashes.into_iter().map(|h| (h, new_expiry_ms)).collect();
-        self.expire_each(owner, updates, mode, now_ms).await
+        self.expire_each(owner, updates, mode, now_ms, proof).await
     }
 
-    /// `expire` (`storage-rpc.md` §9.6) with one expiry per hash.
+    /// `expire` (`storage-rpc.md` §9.6) with one expiry per hash; `proof`
+    /// is kept with the tombstones of shortened expiries.
     pub async fn expire_each(
         &self,
         owner: &AccountId,
         updates: Vec<(String, u64)>,
         mode: ExpireMode,
         now_ms: u64,
+        proof: Option<Proof>,
     ) -> Result<ExpireOutcome, StoreError> {
         let owner = *owner;
-        self.write(move |conn, _| ops::expire(conn, &owner, &updates, mode, now_ms))
-            .await
+        self.write(move |conn, _| {
+            ops::expire(conn, &owner, &updates, mode, now_ms, proof.as_deref())
+        })
+        .await
     }
 
-    /// `expire_all` (`storage-rpc.md` §9.7): only shortens.
+    /// `expire_all` (`storage-rpc.md` §9.7): only shortens; `proof` is kept
+    /// with the tombstones.
     pub async fn expire_all(
         &self,
         owner: &AccountId,
         ns: Namespaces,
         expiry_ms: u64,
         now_ms: u64,
+        proof: Option<Proof>,
     ) -> Result<NsHashes, StoreError> {
         let owner = *owner;
-        self.write(move |conn, _| ops::expire_all(conn, &owner, ns, expiry_ms, now_ms))
-            .await
+        self.write(move |conn, _| {
+            ops::expire_all(conn, &owner, ns, expiry_ms, now_ms, proof.as_deref())
+        })
+        .await
     }
 
     /// `get_expiries` (`storage-rpc.md` §9.8): only existing hashes are listed.
@@ -495,7 +513,7 @@ fn reader_loop(conn: Connection, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{StoreConfig, Synchronous};
+    use crate::storage::{StoreConfig, Synchronous, Tombstone};
 
     const NOW: u64 = 1_700_000_000_000;
     const DAY: u64 = 86_400_000;
@@ -703,14 +721,14 @@ mod tests {
             .expect("insert");
         // delete: only the owner's hashes; sorted; unknown ignored.
         let d = s
-            .delete_hashes(&a, vec![h(3), h(1), h(7), h(99)], NOW)
+            .delete_hashes(&a, vec![h(3), h(1), h(7), h(99)], NOW, None)
             .await
             .expect("delete");
         assert_eq!(d, [h(1), h(3)]);
         assert_eq!(s.count().await.expect("count"), 5);
         // delete_before: timestamp ≤ before (timestamps are NOW + i).
         let d = s
-            .delete_before(&a, Namespaces::All, NOW + 5, NOW)
+            .delete_before(&a, Namespaces::All, NOW + 5, NOW, None)
             .await
             .expect("before");
         assert_eq!(d, BTreeMap::from([(0, vec![h(2), h(4)]), (3, vec![h(5)])]));
@@ -719,16 +737,19 @@ mod tests {
             .await
             .expect("insert");
         let d = s
-            .delete_all(&a, Namespaces::One(3), NOW)
+            .delete_all(&a, Namespaces::One(3), NOW, None)
             .await
             .expect("all ns3");
         assert_eq!(d, BTreeMap::from([(3, vec![h(6)])]));
-        let d = s.delete_all(&a, Namespaces::All, NOW).await.expect("all");
+        let d = s
+            .delete_all(&a, Namespaces::All, NOW, None)
+            .await
+            .expect("all");
         assert_eq!(d, BTreeMap::from([(0, vec![h(8)])]));
         // Other owners are untouched.
         assert_eq!(s.count().await.expect("count"), 1);
         assert!(
-            s.delete_all(&acct(9), Namespaces::All, NOW)
+            s.delete_all(&acct(9), Namespaces::All, NOW, None)
                 .await
                 .expect("none")
                 .is_empty()
@@ -751,7 +772,14 @@ mod tests {
         let all = vec![h(1), h(2), h(3), h(9), h(99)];
         // extend to 2 days: only h1 (1 day) changes.
         let out = s
-            .expire(&a, all.clone(), NOW + 2 * DAY, ExpireMode::Extend, NOW)
+            .expire(
+                &a,
+                all.clone(),
+                NOW + 2 * DAY,
+                ExpireMode::Extend,
+                NOW,
+                None,
+            )
             .await
             .expect("extend");
         assert_eq!(out.updated, BTreeMap::from([(h(1), NOW + 2 * DAY)]));
@@ -762,14 +790,14 @@ mod tests {
         // shorten to 2.5 days: only h3.
         let t = NOW + 5 * DAY / 2;
         let out = s
-            .expire(&a, all.clone(), t, ExpireMode::Shorten, NOW)
+            .expire(&a, all.clone(), t, ExpireMode::Shorten, NOW, None)
             .await
             .expect("shorten");
         assert_eq!(out.updated.keys().collect::<Vec<_>>(), [&h(3)]);
         assert_eq!(out.unchanged.len(), 2);
         // neither: always.
         let out = s
-            .expire(&a, vec![h(1), h(2)], NOW + DAY, ExpireMode::Any, NOW)
+            .expire(&a, vec![h(1), h(2)], NOW + DAY, ExpireMode::Any, NOW, None)
             .await
             .expect("either");
         assert_eq!(out.updated.len(), 2);
@@ -781,6 +809,7 @@ mod tests {
                 vec![(h(1), NOW + 3 * DAY), (h(2), NOW + DAY / 2)],
                 ExpireMode::Any,
                 NOW,
+                None,
             )
             .await
             .expect("each");
@@ -796,7 +825,7 @@ mod tests {
         assert_eq!(e.get(&h(9)), Some(&(NOW + DAY)));
         // expire_all only shortens: h1 (3 d) and h3 (2.5 d) to 1 d; h2 (0.5 d) stays.
         let up = s
-            .expire_all(&a, Namespaces::All, NOW + DAY, NOW)
+            .expire_all(&a, Namespaces::All, NOW + DAY, NOW, None)
             .await
             .expect("expire_all");
         assert_eq!(up, BTreeMap::from([(0, vec![h(1), h(3)])]));
@@ -811,7 +840,7 @@ mod tests {
         // Expired rows are not resurrected by expire and are not listed.
         let later = NOW + DAY;
         let out = s
-            .expire(&a, vec![h(2)], NOW + 9 * DAY, ExpireMode::Any, later)
+            .expire(&a, vec![h(2)], NOW + 9 * DAY, ExpireMode::Any, later, None)
             .await
             .expect("expired");
         assert!(out.updated.is_empty() && out.unchanged.is_empty());
@@ -876,6 +905,7 @@ mod tests {
         let a = acct(1);
         let outbox = StoreOptions {
             replace_namespace: true,
+            proof: None,
         };
         s.insert(msg(&a, -1, 1, NOW + DAY), NOW)
             .await
@@ -917,8 +947,12 @@ mod tests {
         assert_eq!(s.apply_push(items, NOW).await.expect("replay"), 0);
         let e = s.get_expiries(&a, vec![h(1)], NOW).await.expect("get");
         assert_eq!(e.get(&h(1)), Some(&(NOW + DAY)));
-        // A client delete keeps a tombstone: a later push cannot bring it back.
-        s.delete_hashes(&a, vec![h(2)], NOW).await.expect("delete");
+        // A client delete keeps a tombstone, with the request as its proof:
+        // a later push cannot bring it back.
+        let delete_proof: Proof = Arc::from(&b"signed delete"[..]);
+        s.delete_hashes(&a, vec![h(2)], NOW, Some(delete_proof.clone()))
+            .await
+            .expect("delete");
         assert_eq!(
             s.apply_push(vec![msg(&a, 0, 2, NOW + DAY)], NOW)
                 .await
@@ -926,9 +960,17 @@ mod tests {
             0
         );
         // A shortened expiry caps the pushed copy.
-        s.expire(&a, vec![h(1)], NOW + 1000, ExpireMode::Shorten, NOW)
-            .await
-            .expect("shorten");
+        let expire_proof: Proof = Arc::from(&b"signed expire"[..]);
+        s.expire(
+            &a,
+            vec![h(1)],
+            NOW + 1000,
+            ExpireMode::Shorten,
+            NOW,
+            Some(expire_proof.clone()),
+        )
+        .await
+        .expect("shorten");
         s.forget(&a, vec![h(1)]).await.expect("forget");
         assert_eq!(
             s.apply_push(vec![msg(&a, 0, 1, NOW + DAY)], NOW)
@@ -951,32 +993,101 @@ mod tests {
         let tomb: BTreeMap<_, _> = page
             .tombstones
             .iter()
-            .map(|t| (t.hash.clone(), t.new_expiry_ms))
+            .map(|t| (t.hash.clone(), (t.new_expiry_ms, t.proof.clone())))
             .collect();
         assert_eq!(
             tomb,
-            BTreeMap::from([(h(1), Some(NOW + 1000)), (h(2), None)])
+            BTreeMap::from([
+                (h(1), (Some(NOW + 1000), Some(expire_proof.clone()))),
+                (h(2), (None, Some(delete_proof.clone())))
+            ])
         );
-        // A peer applying those tombstones deletes / shortens its copies.
+        // A peer applying those tombstones (their proofs checked by the
+        // caller) deletes / shortens its copies and keeps them, proofs
+        // included, to pass on.
         let dir2 = tempfile::tempdir().expect("tempdir");
         let peer = open(&dir2);
-        peer.insert(msg(&a, 0, 1, NOW + DAY), NOW)
-            .await
-            .expect("insert");
-        peer.insert(msg(&a, 0, 2, NOW + DAY), NOW)
-            .await
-            .expect("insert");
-        assert_eq!(
-            peer.apply_tombstones(page.tombstones, NOW)
+        for i in [1, 2, 4, 5] {
+            peer.insert(msg(&a, 0, i, NOW + DAY), NOW)
                 .await
-                .expect("apply"),
-            2
+                .expect("insert");
+        }
+        let proven = |t: &Tombstone, max: Option<u64>| ProvenTombstone {
+            tombstone: t.clone(),
+            max_message_timestamp: max,
+        };
+        let applied: Vec<ProvenTombstone> =
+            page.tombstones.iter().map(|t| proven(t, None)).collect();
+        assert_eq!(
+            peer.apply_tombstones(applied, NOW).await.expect("apply"),
+            TombstoneOutcome {
+                changed: 2,
+                not_covered: 0
+            }
         );
         let e = peer
             .get_expiries(&a, vec![h(1), h(2)], NOW)
             .await
             .expect("get");
         assert_eq!(e, BTreeMap::from([(h(1), NOW + 1000)]));
+        let kept = peer.since(0, 100, NOW).await.expect("since").tombstones;
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().all(|t| t.proof.is_some()));
+        // A copy outside what the proof covers stays, and no tombstone is
+        // kept for it: a later timestamp (messages are timestamped NOW + i),
+        // another namespace.
+        let cover_only = |i: u32, ns: i16, max: u64| ProvenTombstone {
+            tombstone: Tombstone {
+                hash: h(i),
+                owner: a,
+                namespace: ns,
+                new_expiry_ms: None,
+                keep_until_ms: NOW + DAY,
+                proof: Some(delete_proof.clone()),
+            },
+            max_message_timestamp: Some(max),
+        };
+        let out = peer
+            .apply_tombstones(
+                vec![cover_only(4, 0, NOW + 3), cover_only(5, 7, NOW + 9)],
+                NOW,
+            )
+            .await
+            .expect("apply");
+        assert_eq!(
+            out,
+            TombstoneOutcome {
+                changed: 0,
+                not_covered: 2
+            }
+        );
+        let e = peer
+            .get_expiries(&a, vec![h(4), h(5)], NOW)
+            .await
+            .expect("get");
+        assert_eq!(e.len(), 2, "both copies stay");
+        assert_eq!(
+            peer.since(0, 100, NOW)
+                .await
+                .expect("since")
+                .tombstones
+                .len(),
+            2
+        );
+        // Covered (timestamp NOW + 4 ≤ NOW + 4): deleted. A keep_until far in
+        // the future is capped.
+        let mut far = cover_only(4, 0, NOW + 4);
+        far.tombstone.keep_until_ms = u64::MAX;
+        assert_eq!(
+            peer.apply_tombstones(vec![far], NOW)
+                .await
+                .expect("apply")
+                .changed,
+            1
+        );
+        let capped = peer.since(0, 100, NOW).await.expect("since").tombstones;
+        let t4 = capped.iter().find(|t| t.hash == h(4)).expect("kept");
+        assert_eq!(t4.keep_until_ms, NOW + ops::MAX_TOMBSTONE_KEEP_MS);
         // Paging.
         for i in 10..15 {
             s.insert(msg(&a, 0, i, NOW + DAY), NOW)
@@ -996,6 +1107,71 @@ mod tests {
         let diff = s.hash_expiries(&a, NOW).await.expect("diff");
         assert_eq!(diff.len(), 6);
         assert!(diff.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    fn proof_rows(s: &Store) -> i64 {
+        rusqlite::Connection::open(s.path())
+            .expect("open")
+            .query_row("SELECT count(*) FROM tombstone_proofs", [], |r| r.get(0))
+            .expect("count proofs")
+    }
+
+    #[tokio::test]
+    async fn one_proof_row_per_request_swept_with_its_tombstones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(&dir);
+        let a = acct(1);
+        for i in 1..=5 {
+            s.insert(msg(&a, 2, i, NOW + DAY), NOW)
+                .await
+                .expect("insert");
+        }
+        // Deleting nothing keeps no proof.
+        let none = s
+            .delete_all(&a, Namespaces::One(9), NOW, Some(Arc::from(&b"p0"[..])))
+            .await
+            .expect("delete_all");
+        assert!(none.is_empty());
+        assert_eq!(proof_rows(&s), 0);
+        // Five tombstones, one proof row, shared in the catch-up page.
+        let p: Proof = Arc::from(&b"signed delete_all"[..]);
+        s.delete_all(&a, Namespaces::All, NOW, Some(p.clone()))
+            .await
+            .expect("delete_all");
+        assert_eq!(proof_rows(&s), 1);
+        let page = s.since(0, 100, NOW).await.expect("since");
+        assert_eq!(page.tombstones.len(), 5);
+        let first = page.tombstones[0].proof.clone().expect("proof");
+        assert_eq!(first, p);
+        assert!(
+            page.tombstones
+                .iter()
+                .all(|t| t.proof.as_ref().is_some_and(|q| Arc::ptr_eq(q, &first)))
+        );
+        // The same request again (a replay) reuses the row.
+        s.insert(msg(&a, 2, 6, NOW + DAY), NOW)
+            .await
+            .expect("insert");
+        s.delete_all(&a, Namespaces::All, NOW, Some(p.clone()))
+            .await
+            .expect("again");
+        assert_eq!(proof_rows(&s), 1);
+        // A client store of a deleted hash clears its tombstone; the proof
+        // stays while other tombstones use it, and goes with the last one.
+        s.insert(msg(&a, 2, 1, NOW + DAY), NOW)
+            .await
+            .expect("store again");
+        s.sweep_expired(NOW).await.expect("sweep");
+        assert_eq!(proof_rows(&s), 1);
+        s.sweep_expired(NOW + 2 * DAY).await.expect("sweep later");
+        assert_eq!(proof_rows(&s), 0);
+        assert!(
+            s.since(0, 100, NOW + 2 * DAY)
+                .await
+                .expect("since")
+                .tombstones
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -1121,7 +1297,7 @@ mod tests {
         let (push, revoke, small) = tokio::join!(
             s.apply_push(vec![msg(&a, 0, 500, NOW + DAY), big(501)], NOW),
             s.revoke_subaccounts(&g, vec![[3u8; 36]], NOW),
-            s.delete_hashes(&a, vec![h(1)], NOW),
+            s.delete_hashes(&a, vec![h(1)], NOW, None),
         );
         assert!(matches!(push, Err(StoreError::Full { .. })), "{push:?}");
         assert_eq!(revoke.expect("revoke"), 1);

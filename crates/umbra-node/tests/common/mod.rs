@@ -417,3 +417,62 @@ pub fn swarm_entries<T: serde::de::DeserializeOwned>(
         })
         .collect()
 }
+
+/// Owner-signed deletion requests, built and signed with the protocol's
+/// own types (`umbra_proto::rpc`), as `{"method", "params"}` JSON: the
+/// requests a tombstone's proof carries.
+pub mod owner {
+    use serde_json::Value;
+    use umbra_proto::identity::AccountKeys;
+    use umbra_proto::rpc::sign::{AuthParams, Signer};
+    use umbra_proto::rpc::types::{DeleteAllParams, DeleteParams, ExpireParams, Expiries};
+    use umbra_proto::rpc::{MessageHash, NamespaceSel, Request};
+
+    /// `delete` of `hashes`, signed by `keys` for `account` (normally
+    /// `keys`' own account; another one makes a forgery).
+    pub fn delete_as(
+        keys: &AccountKeys,
+        account: &umbra_proto::identity::AccountId,
+        hashes: &[MessageHash],
+    ) -> Value {
+        let mut p = DeleteParams {
+            pubkey: *account,
+            messages: hashes.to_vec(),
+            required: false,
+            auth: AuthParams::default(),
+        };
+        p.auth = Signer::Account(keys).auth(&p.signed_string());
+        Request::Delete(p).to_json()
+    }
+
+    /// `delete` of `hashes`, signed by the account's owner.
+    pub fn delete(keys: &AccountKeys, hashes: &[MessageHash]) -> Value {
+        delete_as(keys, &keys.account_id(), hashes)
+    }
+
+    /// `delete_all` of `namespace` signed at `timestamp`.
+    pub fn delete_all(keys: &AccountKeys, namespace: NamespaceSel, timestamp: u64) -> Value {
+        let mut p = DeleteAllParams {
+            pubkey: keys.account_id(),
+            namespace,
+            timestamp,
+            auth: AuthParams::default(),
+        };
+        p.auth = Signer::Account(keys).auth(&p.signed_string());
+        Request::DeleteAll(p).to_json()
+    }
+
+    /// `expire` of `hashes` to `expiry`, `shorten` only when set.
+    pub fn expire(keys: &AccountKeys, hashes: &[MessageHash], expiry: u64, shorten: bool) -> Value {
+        let mut p = ExpireParams {
+            pubkey: keys.account_id(),
+            messages: hashes.to_vec(),
+            expiry: Expiries::Single(expiry),
+            shorten,
+            extend: false,
+            auth: AuthParams::default(),
+        };
+        p.auth = Signer::Account(keys).auth(&p.signed_string());
+        Request::Expire(p).to_json()
+    }
+}

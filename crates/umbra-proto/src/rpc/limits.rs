@@ -87,6 +87,12 @@ pub enum Origin {
     Client,
     /// A copy forwarded by a swarm peer (`POST /node/v1/swarm`).
     Forwarded,
+    /// The owner's request carried as the proof of a tombstone
+    /// (`swarms.md` §6, "Deletions are caught up too"), checked minutes or
+    /// hours after it was made: every check applies except the
+    /// time-freshness windows of §4 (signature timestamps, `store` times,
+    /// `expire` / `expire_all` expiries in the past).
+    CatchUp,
 }
 
 impl Origin {
@@ -95,6 +101,7 @@ impl Origin {
         match self {
             Origin::Client => SIGNATURE_TOLERANCE_MS,
             Origin::Forwarded => FORWARDED_SIGNATURE_TOLERANCE_MS,
+            Origin::CatchUp => u64::MAX,
         }
     }
 
@@ -103,7 +110,14 @@ impl Origin {
         match self {
             Origin::Client => EXPIRE_ALL_TOLERANCE_MS,
             Origin::Forwarded => FORWARDED_EXPIRE_ALL_TOLERANCE_MS,
+            Origin::CatchUp => u64::MAX,
         }
+    }
+
+    /// Whether the §4 time-freshness windows apply (not to a tombstone's
+    /// proof, [`Origin::CatchUp`]).
+    pub const fn checks_freshness(self) -> bool {
+        !matches!(self, Origin::CatchUp)
     }
 }
 

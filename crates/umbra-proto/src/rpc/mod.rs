@@ -14,6 +14,7 @@
 //! | [`validate`] | per-method validation (`403`/`406`/`401`) | §4, §9 |
 //! | [`node_sig`] | node response signatures | §8.3 |
 //! | [`node_req`] | node-to-node request auth and hand-over push bodies | swarms §6–8 |
+//! | [`tombstone_proof`] | the owner's signed request a tombstone carries, and its checks | swarms §6 |
 //!
 //! Node flow: [`types::Request::parse_body`] (`413`/`400`) → swarm
 //! ownership (`421`, node's own check) → `validate::validate_*` → apply →
@@ -29,6 +30,7 @@ pub mod node_req;
 pub mod node_sig;
 pub mod sign;
 pub mod status;
+pub mod tombstone_proof;
 pub mod types;
 pub mod validate;
 

@@ -2,6 +2,9 @@
 //! their signed string (§8.2), the header checks (§8.3), and the hand-over
 //! push body (§7.2) with its receiver rules (§7.3).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use umbra_crypto::hash::blake2b_fixed;
 use umbra_crypto::{Ed25519Keypair, Ed25519Public};
 
@@ -338,7 +341,16 @@ pub fn decode_push(body: &[u8]) -> Result<Vec<PushItem>, PushError> {
 pub const PUSH_VERSION_TOMBSTONES: u8 = 0x02;
 
 /// A deletion a peer missed (`swarms.md` §6, "Deletions are caught up too"):
-/// `[account (33 bytes), hash (43 bytes), namespace, new_expiry (-1 = deleted), keep_until]`.
+/// `[account (33 bytes), hash (43 bytes), namespace, new_expiry (-1 = deleted),
+/// keep_until]`, plus, when it carries the owner's signed request that caused
+/// it ([`super::tombstone_proof`]), a sixth element: the index of that
+/// request in the body's list of proofs. A body's proofs are listed once each
+/// (many tombstones of one `delete_all` share one), as the optional third
+/// element of the body: `[[item…], [tombstone…], [proof…]]`.
+///
+/// Receivers require the proof (nodes of this repository are the only
+/// implementation); a tombstone without one still decodes, so a receiver can
+/// count and skip it instead of refusing the whole push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushTombstone {
     /// The account.
@@ -351,16 +363,18 @@ pub struct PushTombstone {
     pub new_expiry: Option<u64>,
     /// Kept until (the message's original expiry), ms.
     pub keep_until: u64,
+    /// The owner's signed `{"method","params"}` request that caused it.
+    pub proof: Option<Arc<[u8]>>,
 }
 
 impl PushTombstone {
-    fn to_value(&self) -> Result<Value, PushError> {
+    fn to_value(&self, proof_index: Option<usize>) -> Result<Value, PushError> {
         let int = |v: u64| {
             i64::try_from(v)
                 .map(Value::Int)
                 .map_err(|_| PushError::OutOfRange)
         };
-        Ok(Value::List(vec![
+        let mut l = vec![
             Value::bytes(self.account.to_bytes().to_vec()),
             Value::bytes(self.hash.as_str().as_bytes().to_vec()),
             Value::Int(i64::from(self.namespace.0)),
@@ -369,14 +383,20 @@ impl PushTombstone {
                 None => Value::Int(-1),
             },
             int(self.keep_until)?,
-        ]))
+        ];
+        if let Some(i) = proof_index {
+            l.push(int(i as u64)?);
+        }
+        Ok(Value::List(l))
     }
 
-    fn from_value(i: usize, v: &Value) -> Result<Self, PushError> {
+    fn from_value(i: usize, v: &Value, proofs: &[Arc<[u8]>]) -> Result<Self, PushError> {
         let bad = |why| PushError::BadItem(i, why);
         let l = v.as_list().ok_or(bad("not a list"))?;
-        let [acc, hash, ns, exp, keep] = l else {
-            return Err(bad("a tombstone has 5 elements"));
+        let (acc, hash, ns, exp, keep, proof) = match l {
+            [acc, hash, ns, exp, keep] => (acc, hash, ns, exp, keep, None),
+            [acc, hash, ns, exp, keep, p] => (acc, hash, ns, exp, keep, Some(p)),
+            _ => return Err(bad("a tombstone has 5 or 6 elements")),
         };
         let (account, hash) = account_and_hash(i, acc, hash)?;
         let namespace = namespace_of(i, ns)?;
@@ -389,14 +409,42 @@ impl PushTombstone {
             .as_int()
             .and_then(|n| u64::try_from(n).ok())
             .ok_or(bad("bad keep_until"))?;
+        let proof = match proof {
+            None => None,
+            Some(p) => Some(
+                p.as_int()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .and_then(|n| proofs.get(n))
+                    .cloned()
+                    .ok_or(bad("bad proof index"))?,
+            ),
+        };
         Ok(PushTombstone {
             account,
             hash,
             namespace,
             new_expiry,
             keep_until,
+            proof,
         })
     }
+}
+
+/// Encodes tombstones and the list of their distinct proofs.
+fn tombstones_to_values(tombstones: &[PushTombstone]) -> Result<(Value, Value), PushError> {
+    let mut index: HashMap<&[u8], usize> = HashMap::new();
+    let mut proofs = Vec::new();
+    let mut tombs = Vec::with_capacity(tombstones.len());
+    for t in tombstones {
+        let at = t.proof.as_deref().map(|p| {
+            *index.entry(p).or_insert_with(|| {
+                proofs.push(Value::bytes(p.to_vec()));
+                proofs.len() - 1
+            })
+        });
+        tombs.push(t.to_value(at)?);
+    }
+    Ok((Value::List(tombs), Value::List(proofs)))
 }
 
 /// A decoded push body: messages and (version 2) tombstones.
@@ -408,7 +456,9 @@ pub struct PushBody {
     pub tombstones: Vec<PushTombstone>,
 }
 
-/// Encodes messages and tombstones: `0x02 ‖ bencode([[item…], [tombstone…]])`.
+/// Encodes messages and tombstones: `0x02 ‖ bencode([[item…], [tombstone…]])`,
+/// or `0x02 ‖ bencode([[item…], [tombstone…], [proof…]])` when any tombstone
+/// carries a proof.
 pub fn encode_push_with_tombstones(
     items: &[PushItem],
     tombstones: &[PushTombstone],
@@ -417,16 +467,52 @@ pub fn encode_push_with_tombstones(
         .iter()
         .map(PushItem::to_value)
         .collect::<Result<Vec<_>, _>>()?;
-    let tombs = tombstones
-        .iter()
-        .map(PushTombstone::to_value)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (tombs, proofs) = tombstones_to_values(tombstones)?;
+    let mut parts = vec![Value::List(items), tombs];
+    if proofs.as_list().is_some_and(|l| !l.is_empty()) {
+        parts.push(proofs);
+    }
     let mut out = vec![PUSH_VERSION_TOMBSTONES];
-    bencode::encode_into(
-        &Value::List(vec![Value::List(items), Value::List(tombs)]),
-        &mut out,
-    );
+    bencode::encode_into(&Value::List(parts), &mut out);
     Ok(out)
+}
+
+/// Encodes tombstones (with their proofs, no messages) into as many push
+/// bodies as needed so that each is at most `max_body` bytes (use
+/// [`MAX_PUSH_BODY`]); tombstones sharing a proof stay in one body where
+/// they fit. A tombstone too large for any body on its own gets a body of
+/// its own.
+pub fn encode_tombstones_split(
+    tombstones: &[PushTombstone],
+    max_body: usize,
+) -> Result<Vec<Vec<u8>>, PushError> {
+    let mut bodies = Vec::new();
+    let mut current: Vec<PushTombstone> = Vec::new();
+    let mut size = 0usize;
+    let mut proofs_in: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    // Version byte, the lists' framing and an empty item list.
+    const FRAME: usize = 16;
+    for t in tombstones {
+        let own = bencode::encode(&t.to_value(Some(usize::MAX >> 1))?).len();
+        let proof = t.proof.as_deref().filter(|p| !proofs_in.contains(p));
+        let extra = proof.map_or(0, |p| p.len() + 24);
+        if !current.is_empty() && FRAME + size + own + extra > max_body {
+            bodies.push(encode_push_with_tombstones(&[], &current)?);
+            current.clear();
+            proofs_in.clear();
+            size = 0;
+        }
+        let extra = match t.proof.as_deref() {
+            Some(p) if proofs_in.insert(p) => p.len() + 24,
+            _ => 0,
+        };
+        size += own + extra;
+        current.push(t.clone());
+    }
+    if !current.is_empty() {
+        bodies.push(encode_push_with_tombstones(&[], &current)?);
+    }
+    Ok(bodies)
 }
 
 /// Decodes a push body of either version.
@@ -438,9 +524,25 @@ pub fn decode_push_body(body: &[u8]) -> Result<PushBody, PushError> {
         }),
         Some(&PUSH_VERSION_TOMBSTONES) => {
             let value = bencode::decode(&body[1..])?;
-            let bad = PushError::BadItem(0, "the body is not [items, tombstones]");
-            let [items, tombs] = value.as_list().ok_or(bad.clone())? else {
-                return Err(bad);
+            let bad = PushError::BadItem(0, "the body is not [items, tombstones, proofs?]");
+            let (items, tombs, proofs) = match value.as_list().ok_or(bad.clone())? {
+                [items, tombs] => (items, tombs, None),
+                [items, tombs, proofs] => (items, tombs, Some(proofs)),
+                _ => return Err(bad),
+            };
+            let proofs: Vec<Arc<[u8]>> = match proofs {
+                None => Vec::new(),
+                Some(p) => p
+                    .as_list()
+                    .ok_or(bad.clone())?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        v.as_bytes()
+                            .map(Arc::from)
+                            .ok_or(PushError::BadItem(i, "a proof is not a string"))
+                    })
+                    .collect::<Result<_, _>>()?,
             };
             let items = items
                 .as_list()
@@ -454,7 +556,7 @@ pub fn decode_push_body(body: &[u8]) -> Result<PushBody, PushError> {
                 .ok_or(bad)?
                 .iter()
                 .enumerate()
-                .map(|(i, v)| PushTombstone::from_value(i, v))
+                .map(|(i, v)| PushTombstone::from_value(i, v, &proofs))
                 .collect::<Result<_, _>>()?;
             Ok(PushBody { items, tombstones })
         }
@@ -493,6 +595,7 @@ mod tombstone_tests {
                 namespace: Namespace(0),
                 new_expiry: None,
                 keep_until: 9,
+                proof: None,
             },
             PushTombstone {
                 account,
@@ -500,6 +603,7 @@ mod tombstone_tests {
                 namespace: Namespace(-11),
                 new_expiry: Some(7),
                 keep_until: 9,
+                proof: None,
             },
         ];
         let body = encode_push_with_tombstones(std::slice::from_ref(&item), &tombs).unwrap();
@@ -514,6 +618,124 @@ mod tombstone_tests {
             Err(PushError::BadVersion)
         );
         assert!(decode_push_body(&[2, b'l', b'e']).is_err());
+    }
+
+    fn tomb(n: u8, proof: Option<&Arc<[u8]>>) -> PushTombstone {
+        let account = AccountId::new(crate::identity::IdPrefix::Standard, [5; 32]);
+        PushTombstone {
+            account,
+            hash: message_hash(&account, Namespace(0), &[n]),
+            namespace: Namespace(0),
+            new_expiry: None,
+            keep_until: 9,
+            proof: proof.cloned(),
+        }
+    }
+
+    #[test]
+    fn tombstone_proofs_round_trip_once_per_body() {
+        let p1: Arc<[u8]> = Arc::from(&br#"{"method":"delete_all","params":{}}"#[..]);
+        let p2: Arc<[u8]> = Arc::from(&br#"{"method":"delete","params":{}}"#[..]);
+        let tombs = vec![
+            tomb(1, Some(&p1)),
+            tomb(2, Some(&p1)),
+            tomb(3, None),
+            tomb(4, Some(&p2)),
+            tomb(5, Some(&p1)),
+        ];
+        let body = encode_push_with_tombstones(&[], &tombs).unwrap();
+        // Each distinct proof is sent once.
+        let count = |needle: &[u8]| body.windows(needle.len()).filter(|w| *w == needle).count();
+        assert_eq!(count(&p1), 1);
+        assert_eq!(count(&p2), 1);
+        let back = decode_push_body(&body).unwrap();
+        assert_eq!(back.tombstones, tombs);
+        assert!(Arc::ptr_eq(
+            back.tombstones[0].proof.as_ref().unwrap(),
+            back.tombstones[1].proof.as_ref().unwrap()
+        ));
+        // No proof at all: the two-element body of before.
+        let plain = encode_push_with_tombstones(&[], &[tomb(1, None)]).unwrap();
+        assert_eq!(
+            bencode::decode(&plain[1..])
+                .unwrap()
+                .as_list()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn malformed_tombstone_proofs_are_refused() {
+        let t = tomb(1, None).to_value(None).unwrap();
+        let with_index = |idx: Value, proofs: Option<Value>| {
+            let mut l = t.as_list().unwrap().to_vec();
+            l.push(idx);
+            let mut parts = vec![Value::List(vec![]), Value::List(vec![Value::List(l)])];
+            parts.extend(proofs);
+            let mut body = vec![PUSH_VERSION_TOMBSTONES];
+            bencode::encode_into(&Value::List(parts), &mut body);
+            decode_push_body(&body)
+        };
+        let one = Some(Value::List(vec![Value::bytes(b"{}".to_vec())]));
+        assert!(with_index(Value::Int(0), one.clone()).is_ok());
+        // Index past the list, negative, not an integer, no list at all.
+        for (idx, proofs) in [
+            (Value::Int(1), one.clone()),
+            (Value::Int(-1), one.clone()),
+            (Value::bytes(b"0".to_vec()), one.clone()),
+            (Value::Int(0), None),
+        ] {
+            assert!(
+                matches!(with_index(idx, proofs), Err(PushError::BadItem(0, _))),
+                "must be refused"
+            );
+        }
+        // A proof that is not a string; a body of four lists.
+        assert!(with_index(Value::Int(0), Some(Value::List(vec![Value::Int(3)]))).is_err());
+        let mut body = vec![PUSH_VERSION_TOMBSTONES];
+        bencode::encode_into(
+            &Value::List(vec![
+                Value::List(vec![]),
+                Value::List(vec![]),
+                Value::List(vec![]),
+                Value::List(vec![]),
+            ]),
+            &mut body,
+        );
+        assert!(decode_push_body(&body).is_err());
+    }
+
+    #[test]
+    fn tombstone_split_respects_the_limit_and_keeps_proofs() {
+        let big: Arc<[u8]> = Arc::from(vec![b'x'; 3000]);
+        let other: Arc<[u8]> = Arc::from(vec![b'y'; 3000]);
+        let tombs: Vec<PushTombstone> = (0..40)
+            .map(|n| tomb(n, Some(if n < 20 { &big } else { &other })))
+            .chain((40..60).map(|n| tomb(n, None)))
+            .collect();
+        let bodies = encode_tombstones_split(&tombs, 5000).unwrap();
+        assert!(bodies.len() > 1);
+        let mut back = Vec::new();
+        for b in &bodies {
+            assert!(b.len() <= 5000, "body of {} bytes", b.len());
+            back.extend(decode_push_body(b).unwrap().tombstones);
+        }
+        assert_eq!(back, tombs);
+        assert_eq!(
+            encode_tombstones_split(&tombs, usize::MAX).unwrap(),
+            vec![encode_push_with_tombstones(&[], &tombs).unwrap()]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn push_body_decode_never_panics(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let mut body = vec![PUSH_VERSION_TOMBSTONES];
+            body.extend(b);
+            let _ = decode_push_body(&body);
+        }
     }
 }
 

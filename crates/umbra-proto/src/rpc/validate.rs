@@ -7,6 +7,9 @@
 //! returns a `Validated*` value holding everything the node needs to apply
 //! the request. All of them are pure: time is the `now_ms` argument and the
 //! revocation list is a predicate in [`AuthEnv`].
+//!
+//! The same functions check a tombstone's proof (`super::tombstone_proof`)
+//! with [`Origin::CatchUp`], which skips only the time-freshness windows.
 
 use super::hash::{MessageHash, message_hash};
 use super::limits::{
@@ -108,7 +111,9 @@ pub fn validate_store(
         .checked_sub(p.timestamp)
         .ok_or_else(|| RpcError::forbidden("expiry is before timestamp"))?;
     check_ttl(p.namespace, ttl)?;
-    check_store_times(p.timestamp, expiry, now_ms)?;
+    if env.origin.checks_freshness() {
+        check_store_times(p.timestamp, expiry, now_ms)?;
+    }
     let auth = if p.namespace.is_public_inbox() {
         Authorized::Public
     } else {
@@ -340,8 +345,10 @@ pub fn validate_expire(
     env: &AuthEnv<'_>,
 ) -> Result<ValidatedExpire, RpcError> {
     require_signature(&p.auth)?;
-    for &e in p.expiry.values() {
-        check_expire_expiry(e, now_ms)?;
+    if env.origin.checks_freshness() {
+        for &e in p.expiry.values() {
+            check_expire_expiry(e, now_ms)?;
+        }
     }
     let requested = p.requested_mode();
     let perms = if requested == ExpireMode::Shorten {
