@@ -296,30 +296,40 @@ async fn first_expiry(
     reply["messages"][0]["expiration"].as_u64()
 }
 
+/// How a restarted member learns what it missed.
+#[derive(Clone, Copy, Debug)]
+enum CatchUp {
+    /// Only its `/node/v1/since` pull on start (the entry node's mark is
+    /// cleared).
+    Pull,
+    /// Only the entry node's catch-up push (the member's pull cursor is
+    /// set past everything, so its pull brings nothing).
+    Push,
+}
+
 /// `swarms.md` §6 "Deletions are caught up too": a member that was down
 /// while the owner deleted one message (`delete`), then the rest of a
 /// namespace (`delete_all`), and shortened another account's message
-/// (`expire`), applies all three on catch-up: each tombstone carries the
-/// owner's signed request and passes the member's own checks (none is
-/// ignored). A message stored after the `delete_all` is not touched.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletions_and_shortened_expiries_missed_while_down_are_caught_up() {
+/// (`expire`), applies all three when it catches up by `how`: each
+/// tombstone carries the owner's signed request and passes the member's own
+/// checks (none is ignored). A message stored after the `delete_all` is
+/// not touched.
+async fn deletions_missed_while_down_are_caught_up(how: CatchUp, seeds: (u8, u8)) {
     use umbra_proto::rpc::{Namespace, NamespaceSel, message_hash};
     let mut net = TestNet::start(2).await;
-    let (bob, carol) = (account(17), account(18));
+    let (bob, carol) = (account(seeds.0), account(seeds.1));
     let owners = net.owners(&bob.account_id());
     assert_eq!(owners, net.owners(&carol.account_id()));
     let (a, b) = (owners[0], owners[1]);
     let now = now_ms();
-    let store = |to: &umbra_proto::identity::AccountKeys, data: &'static [u8]| {
-        store_req(&to.account_id(), data, now, 600_000)
-    };
     for (to, data) in [
         (&bob, b"deleted by hash".as_slice()),
         (&bob, b"deleted by delete_all".as_slice()),
         (&carol, b"shortened".as_slice()),
     ] {
-        let (status, body) = net.rpc(a, &store(to, data)).await;
+        let (status, body) = net
+            .rpc(a, &store_req(&to.account_id(), data, now, 600_000))
+            .await;
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(net.retrieve_all(b, &bob).await.len(), 2);
@@ -343,6 +353,25 @@ async fn deletions_and_shortened_expiries_missed_while_down_are_caught_up() {
         .rpc(a, &owner::expire(&carol, &[carols], shortened, true))
         .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(marks_for(&net, a, b).await.len(), 1, "a recorded the miss");
+    match how {
+        CatchUp::Pull => {
+            net.node(a)
+                .node
+                .store
+                .clear_catchup_mark(key_bytes(&net, b))
+                .await
+                .unwrap();
+        }
+        CatchUp::Push => {
+            let peer = hex::encode(key_bytes(&net, a));
+            std::fs::write(
+                net.data_dir(b).join("pull-cursors.json"),
+                serde_json::to_vec(&json!({ peer: u64::MAX / 2 })).unwrap(),
+            )
+            .unwrap();
+        }
+    }
 
     net.restart(b).await;
     assert!(
@@ -351,15 +380,25 @@ async fn deletions_and_shortened_expiries_missed_while_down_are_caught_up() {
                 && first_expiry(&net, b, &carol).await == Some(shortened)
         })
         .await,
-        "b holds {:?} for Bob and Carol's expiry {:?}",
+        "{how:?}: b holds {:?} for Bob and Carol's expiry is {:?}",
         net.retrieve_all(b, &bob).await,
         first_expiry(&net, b, &carol).await
     );
     assert_eq!(
         net.node(b).node.metrics.ignored_tombstones.get(),
         0,
-        "an honest tombstone was refused"
+        "{how:?}: an honest tombstone was refused"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_missed_while_down_are_caught_up_by_pull() {
+    deletions_missed_while_down_are_caught_up(CatchUp::Pull, (17, 18)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_missed_while_down_are_caught_up_by_push() {
+    deletions_missed_while_down_are_caught_up(CatchUp::Push, (19, 20)).await;
 }
 
 /// `swarms.md` §10 and §7.4: an old owner whose first hand-over push failed

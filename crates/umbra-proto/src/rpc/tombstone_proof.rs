@@ -198,8 +198,11 @@ impl ProofRequest {
                 if v.mode == ExpireMode::Extend {
                     return Err(ProofError::NotADeletion("extending expire".into()));
                 }
-                // The expiries as requested (before the node's clamp to
-                // now + 30 days, which cannot shorten a message).
+                // The expiries as requested, before the entry node's clamp
+                // to its now + 30 days. The clamp can shorten a message only
+                // by the 10 s a store timestamp may run ahead; a tombstone
+                // of such a clamped expiry is not covered, and the peer
+                // keeps those seconds.
                 let mut expiries: BTreeMap<MessageHash, Vec<u64>> = BTreeMap::new();
                 for (i, h) in p.messages.iter().enumerate() {
                     let e = match &p.expiry {
