@@ -125,10 +125,14 @@ pub enum MsgCommand {
     },
     /// Delete one of your messages for everyone (by its timestamp, see `messages`).
     Unsend {
-        /// Account ID or contact name.
+        /// Account ID, contact name, or a group (03 ID or name).
         peer: String,
         /// The message's timestamp (ms).
         timestamp: u64,
+        /// In a group, an admin may unsend another member's message: its
+        /// author's account ID (default: you).
+        #[arg(long)]
+        author: Option<String>,
     },
 }
 
@@ -484,8 +488,16 @@ fn daemon_call(cmd: &MsgCommand) -> Vec<(&'static str, serde_json::Value)> {
                 json!({"peer": peer, "mode": mode, "timer": timer}),
             )]
         }
-        MsgCommand::Unsend { peer, timestamp } => {
-            vec![("unsend", json!({"peer": peer, "timestamp": timestamp}))]
+        MsgCommand::Unsend {
+            peer,
+            timestamp,
+            author,
+        } => {
+            let mut params = json!({"peer": peer, "timestamp": timestamp});
+            if let Some(a) = author {
+                params["author"] = json!(a);
+            }
+            vec![("unsend", params)]
         }
     }
 }
@@ -697,9 +709,23 @@ async fn run_async(c: &Common, client: &Client, cmd: MsgCommand) -> anyhow::Resu
             }
             client.set_disappearing(&peer, d).await?;
         }
-        MsgCommand::Unsend { peer, timestamp } => {
-            client.unsend(&resolve(client, &peer)?, timestamp).await?
-        }
+        MsgCommand::Unsend {
+            peer,
+            timestamp,
+            author,
+        } => match crate::group::resolve_group(client, &peer)? {
+            Some(g) => {
+                let author = match author {
+                    Some(a) => resolve(client, &a)?,
+                    None => client.account_id(),
+                };
+                client.unsend_group(&g, &author, timestamp).await?
+            }
+            None if author.is_some() => {
+                bail!("--author is only for group messages (an admin unsending a member's)")
+            }
+            None => client.unsend(&resolve(client, &peer)?, timestamp).await?,
+        },
     }
     Ok(())
 }

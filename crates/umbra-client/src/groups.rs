@@ -794,6 +794,66 @@ impl Client {
         }
     }
 
+    /// Unsends a group message for everyone (§6.4): our own, or, as an
+    /// admin, any member's (`author`). Members see it deleted when they
+    /// next sync; an admin also deletes it from the group's swarm (our own
+    /// admin client at once, otherwise the first admin that syncs).
+    pub async fn unsend_group(
+        &self,
+        id: &AccountId,
+        author: &AccountId,
+        timestamp_ms: u64,
+    ) -> Result<(), ClientError> {
+        let (st, rec) = self.load_group(id)?;
+        if rec.removed {
+            return Err(ClientError::Invalid(
+                "you were removed from this group".into(),
+            ));
+        }
+        if *author != self.account_id() && !st.is_admin() {
+            return Err(ClientError::Invalid(
+                "only an admin can unsend another member's message".into(),
+            ));
+        }
+        let store = self.profile().store();
+        let msg = store
+            .message_by_author_ts(id, author, timestamp_ms)?
+            .filter(|m| !m.deleted)
+            .ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "no message by that author at {timestamp_ms} in this group"
+                ))
+            })?;
+        let t = self.now().await;
+        let content = Content {
+            unsend_request: Some(UnsendRequest {
+                timestamp: timestamp_ms,
+                author: author.to_string(),
+            }),
+            ..Content::default()
+        };
+        self.post_to_group(&st, content, t).await?;
+        self.delete_group_message(&st, msg.hash.as_deref()).await;
+        store.mark_deleted(msg.id)?;
+        Ok(())
+    }
+
+    /// Deletes one message from the group's namespace 11 when we are an
+    /// admin (best effort: the unsend request already hides it).
+    async fn delete_group_message(&self, st: &GroupState, hash: Option<&str>) {
+        let (Some(keys), Some(Ok(hash))) = (st.admin_keys(), hash.map(str::parse::<MessageHash>))
+        else {
+            return;
+        };
+        if let Err(e) = self
+            .group_api()
+            .delete(&st.group_id(), &keys.signer(), &[hash])
+            .await
+        {
+            tracing::debug!(error = %e, "cannot delete an unsent group message from the swarm");
+        }
+    }
+
     fn insert_status(
         &self,
         id: &AccountId,
@@ -1312,10 +1372,14 @@ impl Client {
         }
         store.mark_seen(item.hash.as_str(), item.expiration)?;
         if let Some(UnsendRequest { timestamp, author }) = &msg.content.unsend_request {
+            // `receive` has checked §6.4: the sender's own message, or any
+            // member's when the sender is an admin.
             if let Ok(a) = author.parse::<AccountId>()
                 && let Some(row) = store.message_by_author_ts(&id, &a, *timestamp)?
             {
                 store.mark_deleted(row.id)?;
+                // Admins also delete it from the group's swarm.
+                self.delete_group_message(st, row.hash.as_deref()).await;
             }
             return Ok(());
         }

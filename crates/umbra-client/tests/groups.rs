@@ -8,6 +8,9 @@
 //! promote, leave (the admin rekeys without the leaver).
 //! `forged_and_replayed`: a NAME_CHANGED posted by a non-admin is ignored;
 //! a replayed old key bundle does not replace the current generation.
+//! `unsend`: a member unsends its own message, an admin another member's
+//! (and deletes it from the group's swarm); a member's unsend request for
+//! someone else's message is ignored by everyone.
 //!
 //! Waits use [`wait_until`] (poll with a deadline), never fixed sleeps.
 #![allow(
@@ -23,7 +26,7 @@ use umbra_client::store::DisappearingMode;
 use umbra_proto::group::control::Notice;
 use umbra_proto::identity::AccountId;
 use umbra_proto::message::Content;
-use umbra_proto::message::protos::DataMessage;
+use umbra_proto::message::protos::{DataMessage, UnsendRequest};
 use umbra_proto::network::NetworkConfig;
 use umbra_proto::rpc::Namespace;
 
@@ -325,4 +328,101 @@ async fn forged_and_replayed() {
         }
     }
     assert!(found);
+}
+
+/// Whether `c` holds a message `text` in `group`, and whether it is deleted.
+fn deleted(c: &Client, group: &AccountId, author: &AccountId, ts: u64) -> Option<bool> {
+    c.profile()
+        .store()
+        .message_by_author_ts(group, author, ts)
+        .unwrap()
+        .map(|m| m.deleted)
+}
+
+/// Syncs `c` until its copy of (`author`, `ts`) is deleted.
+async fn sync_until_deleted(c: &Client, group: &AccountId, author: &AccountId, ts: u64) {
+    wait_until("the unsend", EVENT_TIMEOUT, || async {
+        c.sync().await.unwrap();
+        (deleted(c, group, author, ts) == Some(true)).then_some(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsend() {
+    let accts = Accounts::new(network());
+    let alice = accts.client("alice");
+    let bob = accts.client("bob");
+    let carol = accts.client("carol");
+    ready(&[&alice, &bob, &carol]).await;
+    let g = alice
+        .create_group("Unsend", &[bob.account_id(), carol.account_id()])
+        .await
+        .unwrap();
+    join(&bob, &g).await;
+    join(&carol, &g).await;
+    let (a, b, c) = (alice.account_id(), bob.account_id(), carol.account_id());
+    let from_alice = alice.send_group_text(&g, "alice says").await.unwrap();
+    let oops = bob.send_group_text(&g, "bob oops").await.unwrap();
+    let rude = carol.send_group_text(&g, "carol rude").await.unwrap();
+    for cl in [&alice, &bob, &carol] {
+        sync_until_text(cl, &g, "carol rude").await;
+        sync_until_text(cl, &g, "bob oops").await;
+        sync_until_text(cl, &g, "alice says").await;
+    }
+
+    // A member may not unsend someone else's message: refused locally, and
+    // a hand-made request is ignored by everyone.
+    assert!(matches!(
+        bob.unsend_group(&g, &a, from_alice.timestamp_ms).await,
+        Err(ClientError::Invalid(_))
+    ));
+    bob.send_group_content(
+        &g,
+        Content {
+            unsend_request: Some(UnsendRequest {
+                timestamp: from_alice.timestamp_ms,
+                author: a.to_string(),
+            }),
+            ..Content::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    // Bob unsends his own message; alice (admin) unsends carol's.
+    bob.unsend_group(&g, &b, oops.timestamp_ms).await.unwrap();
+    assert_eq!(deleted(&bob, &g, &b, oops.timestamp_ms), Some(true));
+    alice.unsend_group(&g, &c, rude.timestamp_ms).await.unwrap();
+    // A later message shows everything before it was processed.
+    alice.send_group_text(&g, "after unsend").await.unwrap();
+    for cl in [&alice, &bob, &carol] {
+        sync_until_deleted(cl, &g, &b, oops.timestamp_ms).await;
+        sync_until_deleted(cl, &g, &c, rude.timestamp_ms).await;
+        sync_until_text(cl, &g, "after unsend").await;
+        assert_eq!(
+            deleted(cl, &g, &a, from_alice.timestamp_ms),
+            Some(false),
+            "a member's forged unsend was applied"
+        );
+    }
+
+    // Both unsent messages are gone from the group's swarm (alice deleted
+    // carol's at once and bob's when she applied his request); alice's
+    // message is still there.
+    let mut left = Vec::new();
+    for it in alice
+        .fetch_group_raw(&g, Namespace::GROUP_MESSAGES)
+        .await
+        .unwrap()
+    {
+        if let Ok((_, Some(text))) = alice.open_group_item(&g, &it.data).await {
+            left.push(text);
+        }
+    }
+    assert!(left.iter().any(|t| t == "alice says"), "{left:?}");
+    assert!(
+        !left.iter().any(|t| t == "bob oops" || t == "carol rude"),
+        "unsent messages still stored: {left:?}"
+    );
 }

@@ -12,7 +12,7 @@ use umbra_client::store::{
     Conversation, Disappearing, DisappearingMode, Message, SETTING_LINK_PREVIEWS,
     SETTING_READ_RECEIPTS, SETTING_TYPING_INDICATORS, StoreError,
 };
-use umbra_proto::identity::AccountId;
+use umbra_proto::identity::{AccountId, IdPrefix};
 
 use crate::events::{direction_str, status_str};
 use crate::rpc::{
@@ -136,6 +136,16 @@ fn conversation_json(c: &Conversation) -> Value {
     })
 }
 
+/// A conversation named by parameter `name`: a group (03 ID or group name)
+/// or what [`peer`] takes.
+fn conversation(client: &Client, p: &Params, name: &str) -> Result<AccountId, RpcError> {
+    match client.find_group(p.str(name)?) {
+        Ok(Some(g)) => Ok(g),
+        Ok(None) => peer(client, p, name),
+        Err(e) => Err(client_error(&e)),
+    }
+}
+
 /// An account ID, or the name of a contact.
 fn peer(client: &Client, p: &Params, name: &str) -> Result<AccountId, RpcError> {
     let who = p.str(name)?;
@@ -212,12 +222,19 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
     match method {
         "send" => {
             p.only(&["to", "text"])?;
-            let to = peer(client, p, "to")?;
+            // A group (03 ID or name) or an account (ID or contact name), as
+            // `umbra send` takes, so that the CLI can forward it unchanged.
+            let to = conversation(client, p, "to")?;
             let text = p.str("text")?;
             if text.is_empty() {
                 return Err(RpcError::params("\"text\" must not be empty"));
             }
-            let sent = client.send_text(&to, text).await.map_err(ce);
+            let sent = if to.prefix() == IdPrefix::Group {
+                client.send_group_text(&to, text).await
+            } else {
+                client.send_text(&to, text).await
+            }
+            .map_err(ce);
             // Report our own message to subscribers whether or not it went out.
             shared.publish_local_changes();
             let sent = sent?;
@@ -240,7 +257,7 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
                 }
                 return Ok(Value::Array(all));
             }
-            let who = peer(client, p, "peer")?;
+            let who = conversation(client, p, "peer")?;
             let list = client.read_conversation(&who, since).await.map_err(ce)?;
             Ok(Value::Array(
                 list.iter()
@@ -315,10 +332,24 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
             Ok(json!({"peer": who.to_string(), "mode": mode_str(d.mode), "timer": d.timer_s}))
         }
         "unsend" => {
-            p.only(&["peer", "timestamp"])?;
-            let who = peer(client, p, "peer")?;
+            p.only(&["peer", "timestamp", "author"])?;
+            let who = conversation(client, p, "peer")?;
             let ts = p.u64("timestamp")?;
-            client.unsend(&who, ts).await.map_err(ce)?;
+            let has_author = p.0.get("author").is_some_and(|a| !a.is_null());
+            if who.prefix() == IdPrefix::Group {
+                // An admin may name another member's message by its author.
+                let author = if has_author {
+                    peer(client, p, "author")?
+                } else {
+                    client.account_id()
+                };
+                client.unsend_group(&who, &author, ts).await.map_err(ce)?;
+            } else if has_author {
+                return Err(RpcError::params("\"author\" is only for group messages"));
+            } else {
+                client.unsend(&who, ts).await.map_err(ce)?;
+            }
+            shared.publish_local_changes();
             Ok(json!({"peer": who.to_string(), "timestamp": ts}))
         }
         "account.show" => {

@@ -437,3 +437,102 @@ async fn daemon_sends_batched_receipts_on_its_timer() {
     stop_tx.send(()).unwrap();
     daemon.await.unwrap().unwrap();
 }
+
+/// `send` and `messages` take a group (its name or 03 ID) as `umbra send`
+/// does, so a one-shot `umbra send GROUP TEXT` forwarded to a running
+/// daemon reaches the group, not a 1:1 conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_send_and_messages_take_a_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = client(&tmp.path().join("alice"));
+    let bob = Arc::new(client(&tmp.path().join("bob")));
+    let socket = tmp.path().join("daemon.sock");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn({
+        let (socket, bob) = (socket.clone(), bob.clone());
+        async move {
+            serve_with_options(
+                bob,
+                &socket,
+                ServeOptions::default().with_sync_interval(Duration::from_secs(3600)),
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+        }
+    });
+    let mut conn = connect(&socket).await;
+    let created = conn
+        .call(
+            "group.create",
+            json!({"name": "club", "members": [alice.account_id().to_string()]}),
+        )
+        .await
+        .unwrap();
+    let group = created["group_id"].as_str().unwrap().to_string();
+    assert!(group.starts_with("03"), "{created}");
+
+    // By name and by ID.
+    let by_name = conn
+        .call("send", json!({"to": "club", "text": "hello club"}))
+        .await
+        .unwrap();
+    assert_eq!(by_name["peer"], json!(group), "{by_name}");
+    assert!(by_name["stored_by"].as_u64() > Some(0), "{by_name}");
+    let by_id = conn
+        .call("send", json!({"to": group, "text": "again"}))
+        .await
+        .unwrap();
+    assert_eq!(by_id["peer"], json!(group));
+
+    let listed = conn
+        .call("messages", json!({"peer": "club"}))
+        .await
+        .unwrap();
+    let texts: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert!(
+        texts.contains(&"hello club") && texts.contains(&"again"),
+        "{listed}"
+    );
+    // Nothing went to a 1:1 conversation.
+    let convs = bob.profile().store().conversations().unwrap();
+    assert!(
+        convs.iter().all(|c| c.peer.to_string().starts_with("03")),
+        "a 1:1 conversation appeared"
+    );
+
+    // `unsend` takes the group too.
+    let ts = by_name["timestamp"].as_u64().unwrap();
+    conn.call("unsend", json!({"peer": "club", "timestamp": ts}))
+        .await
+        .unwrap();
+    let row = bob
+        .profile()
+        .store()
+        .message_by_author_ts(&group.parse().unwrap(), &bob.account_id(), ts)
+        .unwrap()
+        .unwrap();
+    assert!(row.deleted);
+    // "author" belongs to groups only.
+    let stray = conn
+        .call(
+            "unsend",
+            json!({"peer": alice.account_id().to_string(), "timestamp": ts, "author": alice.account_id().to_string()}),
+        )
+        .await;
+    assert_eq!(rpc_code(stray), INVALID_PARAMS);
+
+    // An unknown name is still a clear error.
+    let unknown = conn
+        .call("send", json!({"to": "nobody", "text": "x"}))
+        .await;
+    assert_eq!(rpc_code(unknown), INVALID_PARAMS);
+    stop_tx.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+}

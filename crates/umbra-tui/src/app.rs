@@ -978,7 +978,7 @@ impl App {
             None => ("", &[][..]),
         };
         match name {
-            "block" | "unblock" | "disappearing" | "unsend" if is_group(&peer) => {
+            "block" | "unblock" | "disappearing" if is_group(&peer) => {
                 self.status = Some(format!("/{name} is not available in a group"));
                 Vec::new()
             }

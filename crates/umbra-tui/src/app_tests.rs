@@ -812,6 +812,15 @@ fn accepting_a_group_invite_joins_the_group() {
             .as_deref()
             .is_some_and(|s| s.contains("not available"))
     );
+    // Unsending one's own group message is (in the group now open).
+    typed(&mut app, "/unsend 1700000000123");
+    assert_eq!(
+        app.on_key(key(KeyCode::Enter)),
+        vec![Cmd::Unsend {
+            peer: gid(9),
+            timestamp_ms: 1_700_000_000_123
+        }]
+    );
 }
 
 #[test]

@@ -40,8 +40,8 @@
 //! request, `/accept` joins (`accept_group_invite`), `/decline` forgets it.
 //! `/group create NAME [ID…]` anywhere; in a group `/group add ID…`,
 //! `remove ID…`, `leave`, `rename NAME`, `info` (members by `05` ID or
-//! contact name). No typing indicators, blocking, unsend or 1:1 timers in
-//! groups. `tests/groups.rs` runs these through the real network side.
+//! contact name), `/unsend` (own messages, `unsend_group`). No typing
+//! indicators, blocking or 1:1 timers in groups. `tests/groups.rs` runs these through the real network side.
 #![warn(missing_docs)]
 
 pub mod app;

@@ -21,7 +21,7 @@ use umbra_client::client::Client;
 use umbra_client::store::Direction;
 use umbra_proto::identity::AccountId;
 
-use crate::app::{Cmd, GroupOp, Incoming, NetEvent, Setting, Settings, SyncSummary};
+use crate::app::{Cmd, GroupOp, Incoming, NetEvent, Setting, Settings, SyncSummary, is_group};
 
 /// Setting key: the notification command (unset by default).
 pub const NOTIFY_COMMAND_KEY: &str = "ui.notify_command";
@@ -312,10 +312,12 @@ impl Net {
                 self.done("unblocked", r);
             }
             Cmd::Unsend { peer, timestamp_ms } => {
-                let r = c
-                    .unsend(&peer, timestamp_ms)
-                    .await
-                    .map_err(|e| e.to_string());
+                let r = if is_group(&peer) {
+                    c.unsend_group(&peer, &c.account_id(), timestamp_ms).await
+                } else {
+                    c.unsend(&peer, timestamp_ms).await
+                }
+                .map_err(|e| e.to_string());
                 self.done("message unsent", r);
             }
             Cmd::SetDisappearing { peer, setting } => {
