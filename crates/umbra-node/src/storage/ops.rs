@@ -153,43 +153,60 @@ impl<'a> ProofRef<'a> {
     }
 }
 
-/// Records (or strengthens) a tombstone: "deleted" wins over a shortened
-/// expiry, the earlier shortened expiry wins, the later `keep_until` wins.
-/// The proof follows the state that wins (a tie keeps the one stored, unless
-/// it had none).
-fn record_tombstone(
-    conn: &Connection,
-    hash: &str,
+/// A tombstone to record.
+struct NewTombstone<'h> {
+    hash: &'h str,
     owner_id: i64,
     namespace: i64,
+    /// `None` = deleted.
     new_expiry: Option<i64>,
     keep_until: i64,
+    /// Messages timestamped later are not covered (`None`: no bound).
+    max_timestamp: Option<i64>,
+}
+
+/// Records (or strengthens) a tombstone: "deleted" wins over a shortened
+/// expiry, the earlier shortened expiry wins, the later `keep_until` wins.
+/// The proof and the timestamp bound follow the state that wins (a tie
+/// keeps the ones stored, unless there was no proof).
+fn record_tombstone(
+    conn: &Connection,
+    t: &NewTombstone<'_>,
     proof: &mut ProofRef<'_>,
 ) -> Result<(), StoreError> {
     let seq = to_sql(max_seq(conn)?);
     let proof_id = proof.id(conn)?;
-    conn.prepare_cached(
-        "INSERT INTO tombstones (hash, owner_id, namespace, new_expiry, keep_until, seq, proof_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    // Whether the new record wins over the stored one.
+    const NEW_WINS: &str = "(tombstones.proof_id IS NULL AND excluded.proof_id IS NOT NULL)
+         OR (excluded.proof_id IS NOT NULL AND tombstones.new_expiry IS NOT NULL
+             AND (excluded.new_expiry IS NULL OR excluded.new_expiry < tombstones.new_expiry))";
+    let sql = format!(
+        "INSERT INTO tombstones
+           (hash, owner_id, namespace, new_expiry, keep_until, seq, proof_id, max_timestamp)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (hash) DO UPDATE SET
-           proof_id = CASE
-             WHEN tombstones.proof_id IS NULL THEN excluded.proof_id
-             WHEN excluded.proof_id IS NULL THEN tombstones.proof_id
-             WHEN tombstones.new_expiry IS NULL THEN tombstones.proof_id
-             WHEN excluded.new_expiry IS NULL THEN excluded.proof_id
-             WHEN excluded.new_expiry < tombstones.new_expiry THEN excluded.proof_id
-             ELSE tombstones.proof_id END,
+           proof_id = CASE WHEN {NEW_WINS} THEN excluded.proof_id ELSE tombstones.proof_id END,
+           max_timestamp = CASE WHEN {NEW_WINS} THEN excluded.max_timestamp
+                                ELSE tombstones.max_timestamp END,
            new_expiry = CASE WHEN excluded.new_expiry IS NULL OR tombstones.new_expiry IS NULL
                              THEN NULL ELSE min(excluded.new_expiry, tombstones.new_expiry) END,
            keep_until = max(excluded.keep_until, tombstones.keep_until),
-           seq = excluded.seq",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            hash, owner_id, namespace, new_expiry, keep_until, seq, proof_id
-        ])
-    })
-    .ctx("recording a tombstone")?;
+           seq = excluded.seq"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.execute(params![
+                t.hash,
+                t.owner_id,
+                t.namespace,
+                t.new_expiry,
+                t.keep_until,
+                seq,
+                proof_id,
+                t.max_timestamp
+            ])
+        })
+        .ctx("recording a tombstone")?;
     Ok(())
 }
 
@@ -271,15 +288,15 @@ pub fn store(
             .ctx("replacing a public outbox")?;
         let mut proof = ProofRef::new(opts.proof.as_deref());
         for (hash, expiry) in gone.into_iter().filter(|(_, e)| *e > now) {
-            record_tombstone(
-                conn,
-                &hash,
-                oid,
-                i64::from(msg.namespace),
-                None,
-                expiry,
-                &mut proof,
-            )?;
+            let t = NewTombstone {
+                hash: &hash,
+                owner_id: oid,
+                namespace: i64::from(msg.namespace),
+                new_expiry: None,
+                keep_until: expiry,
+                max_timestamp: None,
+            };
+            record_tombstone(conn, &t, &mut proof)?;
         }
     }
     let new_expiry = to_sql(msg.expiry_ms);
@@ -315,7 +332,8 @@ pub fn store(
 
 /// Hand-over / catch-up insert (`swarms.md` §7.3): for each item, skip it if
 /// expired at `now_ms` or deleted by a tombstone; cap its expiry by a
-/// shortening tombstone; insert it if the hash is absent; never change an
+/// shortening tombstone (a tombstone with a timestamp bound covers only
+/// items timestamped up to it); insert it if the hash is absent; never change an
 /// existing row. Returns how many were inserted. The caller has checked the
 /// hashes and ownership.
 pub fn apply_push(
@@ -328,10 +346,18 @@ pub fn apply_push(
     let mut stored = 0;
     for item in items {
         validate_hash(&item.hash)?;
-        let tomb: Option<Option<i64>> = conn
-            .prepare_cached("SELECT new_expiry FROM tombstones WHERE hash = ?1")
-            .and_then(|mut s| s.query_row([&item.hash], |r| r.get(0)).optional())
+        let tomb: Option<(Option<i64>, Option<i64>)> = conn
+            .prepare_cached("SELECT new_expiry, max_timestamp FROM tombstones WHERE hash = ?1")
+            .and_then(|mut s| {
+                s.query_row([&item.hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .ctx("checking tombstones")?;
+        // A tombstone bounded by a request's time does not cover a later
+        // message.
+        let tomb = tomb
+            .filter(|(_, max)| max.is_none_or(|m| to_sql(item.timestamp_ms) <= m))
+            .map(|(e, _)| e);
         let expiry = match tomb {
             Some(None) => continue,
             Some(Some(e)) => e.min(to_sql(item.expiry_ms)),
@@ -366,8 +392,10 @@ pub const MAX_TOMBSTONE_KEEP_MS: u64 = umbra_proto::rpc::limits::MAX_TTL_MS + 60
 /// `max_message_timestamp` when set — or the tombstone is skipped and
 /// counted in [`super::TombstoneOutcome::not_covered`]. A covered copy is
 /// deleted or its expiry shortened (never extended). The tombstone is kept
-/// with its proof (so this node can pass it on), its `keep_until` capped at
-/// `now + MAX_TOMBSTONE_KEEP_MS`. Tombstones already past `keep_until_ms`
+/// with its proof (so this node can pass it on) and, when this node held no
+/// copy to check, its timestamp bound (so it never blocks a later pushed
+/// message the proof does not cover), its
+/// `keep_until` capped at `now + MAX_TOMBSTONE_KEEP_MS`. Tombstones already past `keep_until_ms`
 /// are ignored.
 pub fn apply_tombstones(
     conn: &Connection,
@@ -398,6 +426,10 @@ pub fn apply_tombstones(
                 .optional()
             })
             .ctx("looking up a hash")?;
+        // The timestamp bound kept with the tombstone: none once this
+        // node's own copy was checked against it (a pushed copy of the same
+        // hash, whatever timestamp its pusher claims, stays deleted).
+        let mut max_timestamp = pt.max_message_timestamp.map(to_sql);
         if let Some((old, row_owner, ns, ts)) = row
             && row_owner == oid
             && old > now
@@ -408,6 +440,7 @@ pub fn apply_tombstones(
                 out.not_covered += 1;
                 continue;
             }
+            max_timestamp = None;
             match t.new_expiry_ms.map(to_sql) {
                 Some(e) if e > now && e < old => {
                     conn.prepare_cached("UPDATE messages SET expiry = ?1 WHERE hash = ?2")
@@ -430,15 +463,15 @@ pub fn apply_tombstones(
                 .entry(std::ptr::null())
                 .or_insert_with(|| ProofRef::new(None)),
         };
-        record_tombstone(
-            conn,
-            &t.hash,
-            oid,
-            i64::from(t.namespace),
-            t.new_expiry_ms.map(to_sql),
-            to_sql(t.keep_until_ms).min(keep_cap),
-            proof,
-        )?;
+        let record = NewTombstone {
+            hash: &t.hash,
+            owner_id: oid,
+            namespace: i64::from(t.namespace),
+            new_expiry: t.new_expiry_ms.map(to_sql),
+            keep_until: to_sql(t.keep_until_ms).min(keep_cap),
+            max_timestamp,
+        };
+        record_tombstone(conn, &record, proof)?;
     }
     Ok(out)
 }
@@ -532,7 +565,15 @@ fn collect_deleted(
     let mut out = NsHashes::new();
     for (hash, ns, expiry, oid) in gone.into_iter().filter(|g| g.2 > now) {
         if let Some(proof) = tombstone.as_deref_mut() {
-            record_tombstone(conn, &hash, oid, ns, None, expiry, proof)?;
+            let t = NewTombstone {
+                hash: &hash,
+                owner_id: oid,
+                namespace: ns,
+                new_expiry: None,
+                keep_until: expiry,
+                max_timestamp: None,
+            };
+            record_tombstone(conn, &t, proof)?;
         }
         out.entry(ns_from_sql(ns)?).or_default().push(hash);
     }
@@ -686,7 +727,15 @@ pub fn expire(
             .and_then(|mut s| s.execute(params![new_sql, hash]))
             .ctx("updating an expiry")?;
         if new_sql < old {
-            record_tombstone(conn, hash, oid, ns, Some(new_sql), old, &mut proof)?;
+            let t = NewTombstone {
+                hash,
+                owner_id: oid,
+                namespace: ns,
+                new_expiry: Some(new_sql),
+                keep_until: old,
+                max_timestamp: None,
+            };
+            record_tombstone(conn, &t, &mut proof)?;
         }
         out.updated.insert(hash.clone(), *new);
     }
@@ -727,7 +776,15 @@ pub fn expire_all(
         conn.prepare_cached("UPDATE messages SET expiry = ?1 WHERE hash = ?2")
             .and_then(|mut s| s.execute(params![new, hash]))
             .ctx("shortening an expiry")?;
-        record_tombstone(conn, &hash, oid, ns, Some(new), old, &mut proof)?;
+        let t = NewTombstone {
+            hash: &hash,
+            owner_id: oid,
+            namespace: ns,
+            new_expiry: Some(new),
+            keep_until: old,
+            max_timestamp: None,
+        };
+        record_tombstone(conn, &t, &mut proof)?;
         out.entry(ns_from_sql(ns)?).or_default().push(hash);
     }
     for list in out.values_mut() {

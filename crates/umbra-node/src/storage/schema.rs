@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/0002_tombstone_proofs.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/0003_tombstone_cutoff.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -1109,6 +1109,62 @@ mod tests {
         assert!(diff.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
+    /// A namespace-wide proof covers messages timestamped up to its bound:
+    /// a tombstone for a message this node never held keeps the bound, so
+    /// it blocks an older pushed copy but not a later message; once this
+    /// node's own copy was checked and deleted, no pushed copy comes back.
+    #[tokio::test]
+    async fn bounded_tombstones_block_only_what_their_proof_covers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(&dir);
+        let a = acct(1);
+        let proof: Proof = Arc::from(&b"signed delete_all"[..]);
+        let bounded = |i: u32, max: u64| ProvenTombstone {
+            tombstone: Tombstone {
+                hash: h(i),
+                owner: a,
+                namespace: 0,
+                new_expiry_ms: None,
+                keep_until_ms: NOW + DAY,
+                proof: Some(proof.clone()),
+            },
+            max_message_timestamp: Some(max),
+        };
+        s.insert(msg(&a, 0, 3, NOW + DAY), NOW)
+            .await
+            .expect("insert");
+        // h1, h2 not held; h3 held (timestamp NOW + 3), covered.
+        let out = s
+            .apply_tombstones(
+                vec![
+                    bounded(1, NOW + 1),
+                    bounded(2, NOW + 1),
+                    bounded(3, NOW + 3),
+                ],
+                NOW,
+            )
+            .await
+            .expect("apply");
+        assert_eq!(out.changed, 1);
+        let at = |i: u32, ts: u64| StoredMessage {
+            timestamp_ms: ts,
+            ..msg(&a, 0, i, NOW + DAY)
+        };
+        // h1 at its true, covered time: blocked. h2 timestamped after the
+        // bound: not covered, stored. h3 was checked and deleted here: a
+        // pushed copy claiming a later time stays deleted.
+        let stored = s
+            .apply_push(vec![at(1, NOW + 1), at(2, NOW + 2), at(3, NOW + 9)], NOW)
+            .await
+            .expect("push");
+        assert_eq!(stored, 1);
+        let e = s
+            .get_expiries(&a, vec![h(1), h(2), h(3)], NOW)
+            .await
+            .expect("get");
+        assert_eq!(e.keys().collect::<Vec<_>>(), [&h(2)]);
+    }
+
     fn proof_rows(s: &Store) -> i64 {
         rusqlite::Connection::open(s.path())
             .expect("open")
