@@ -9,6 +9,7 @@
 //! | [`message`] | group messages (namespace 11): layout, encryption, receiving rules | §6 |
 //! | [`control`] | control messages, invite and removal-notice signatures | §7.2–7.3, §8 |
 //! | [`ops`] | [`GroupState`]: a client's view of one group and the admin operations | §7 |
+//! | [`housekeeping`] | admins keeping bundles/state alive and deleting superseded documents; the polling cadence | §3.4, §4.3, §9 |
 //!
 //! Nothing here performs I/O, reads a clock or draws randomness: times are
 //! `now_ms` parameters and random bytes come from a caller-supplied
@@ -25,6 +26,7 @@ use zeroize::Zeroizing;
 use crate::bencode::{BencodeError, Value};
 
 pub mod control;
+pub mod housekeeping;
 pub mod identity;
 pub mod keys;
 pub mod message;
@@ -33,6 +35,9 @@ pub mod state;
 
 pub use control::{
     ControlType, Notice, NoticeCheck, UmbraGroupControl, VerifiedInvite, VerifiedPromote,
+};
+pub use housekeeping::{
+    DuePolls, PollTimes, StoredItem, UpkeepConfig, UpkeepPlan, due_polls, plan_upkeep,
 };
 pub use identity::{GroupKeys, MemberAuth, MemberStatus, Role};
 pub use keys::{BundleOutcome, GenerationKey, KeyBundle, KeyRing};
