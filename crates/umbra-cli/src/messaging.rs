@@ -369,7 +369,11 @@ fn print_message(c: &Common, client: &Client, m: &Message) {
                 "deleted": m.deleted,
                 "expires_at": m.expires_at_ms,
                 "attachments": atts.iter().map(crate::files::record_json).collect::<Vec<_>>(),
-                "preview": preview.as_ref().map(|p| json!({"url": p.url, "title": p.title})),
+                "preview": preview.as_ref().map(|p| json!({
+                    "url": p.url,
+                    "title": p.title,
+                    "image": p.image.as_ref().map(|i| json!({"content_type": i.content_type, "width": i.width, "height": i.height, "size": i.size})),
+                })),
             })
         );
     } else {
@@ -389,7 +393,14 @@ fn print_message(c: &Common, client: &Client, m: &Message) {
             println!("    [attachment {}] {}", a.index, a.describe());
         }
         if let Some(p) = &preview {
-            println!("    [preview] {} <{}>", p.title, p.url);
+            let image = match &p.image {
+                Some(i) => match (i.width, i.height) {
+                    (Some(w), Some(h)) => format!(" (thumbnail {w}×{h})"),
+                    _ => " (thumbnail)".to_string(),
+                },
+                None => String::new(),
+            };
+            println!("    [preview] {} <{}>{image}", p.title, p.url);
         }
     }
 }
@@ -551,8 +562,20 @@ async fn forward(c: &Common, socket: &Path, cmd: MsgCommand) -> anyhow::Result<(
     Ok(())
 }
 
+/// What link previews cost, said when they are turned on (`messages.md`
+/// §16.1 step 1).
+pub const LINK_PREVIEW_NOTE: &str = "Link previews on: for the first https link in each message you send, a random node fetches the page (and its image) for you through the onion network. The site sees that node, not you, but learns the link is being shared; the preview's title and thumbnail go to the recipient with your message.";
+
 /// Runs a messaging command (through the daemon when one runs for this profile).
 pub fn run(c: &Common, cmd: MsgCommand) -> anyhow::Result<()> {
+    if let MsgCommand::Settings {
+        action: Some(SettingsAction::Set { key, value }),
+    } = &cmd
+        && key == "link-previews"
+        && matches!(value.as_str(), "on" | "true" | "yes")
+    {
+        eprintln!("{LINK_PREVIEW_NOTE}");
+    }
     let rt = runtime()?;
     if let Some(sock) = rt.block_on(umbra_daemon::running(&home(c)?)) {
         return rt.block_on(forward(c, &sock, cmd));

@@ -338,7 +338,7 @@ impl Client {
         let preview = match crate::preview::first_https_url(text) {
             Some(url) if store.link_previews()? => {
                 match crate::preview::fetch_preview(&self.net, url).await {
-                    Ok(p) => Some(p),
+                    Ok(f) => Some(self.with_thumbnail(f).await),
                     Err(e) => {
                         tracing::debug!(error = %e, "sending without a link preview");
                         None
@@ -485,6 +485,48 @@ impl Client {
             "signature": STANDARD.encode(self.keys().ed25519().sign(&signed)),
         });
         Ok(self.net.storage_request(&me, "expire", params).await?)
+    }
+
+    /// The fetched preview with its thumbnail uploaded as an ordinary
+    /// attachment (§16.1 step 5); without one when there is none or the
+    /// upload fails (the preview still goes with URL and title).
+    async fn with_thumbnail(
+        &self,
+        fetched: crate::preview::Fetched,
+    ) -> crate::preview::LinkPreview {
+        let mut preview = fetched.preview;
+        let Some(thumb) = fetched.thumbnail else {
+            return preview;
+        };
+        let uploaded = match self.file_server() {
+            Ok(server) => {
+                crate::attachments::transfer::upload_legacy(
+                    &self.net,
+                    &server,
+                    &thumb.jpeg,
+                    None,
+                    "preview image",
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match (uploaded, u32::try_from(thumb.jpeg.len())) {
+            (Ok(up), Ok(size)) => {
+                preview.image = Some(crate::preview::PreviewImage {
+                    url: up.url,
+                    key: hex::encode(&*up.key),
+                    digest: Some(hex::encode(up.digest)),
+                    size,
+                    content_type: "image/jpeg".into(),
+                    width: Some(thumb.width),
+                    height: Some(thumb.height),
+                });
+            }
+            (Err(e), _) => tracing::debug!(error = %e, "sending the preview without its image"),
+            (_, Err(_)) => {}
+        }
+        preview
     }
 
     /// Unsends our message sent at `timestamp_ms` to `peer` (§10).

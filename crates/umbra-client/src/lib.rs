@@ -23,3 +23,4 @@ pub mod preview;
 pub mod profile;
 pub mod receipts;
 pub mod store;
+pub mod thumbnail;

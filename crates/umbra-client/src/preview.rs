@@ -5,9 +5,10 @@
 //! keeping the titles of sent and received previews for display.
 //!
 //! Nothing here runs unless the `link-previews` setting is on (default
-//! off); the caller ([`crate::client`]) checks it. Receivers never fetch.
-//! The thumbnail (§16.1 steps 3–5, `og:image`) is not produced yet: a
-//! preview carries the URL and the title only.
+//! off); the caller ([`crate::client`]) checks it. Receivers never fetch
+//! the page. The page's `og:image` is fetched the same way and re-encoded
+//! as a thumbnail ([`crate::thumbnail`]); the caller uploads it as an
+//! ordinary attachment and the preview carries its pointer.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,10 +18,11 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use umbra_proto::identity::AccountId;
-use umbra_proto::message::protos::data_message;
+use umbra_proto::message::protos::{AttachmentPointer, data_message};
 
 use crate::net::{NetError, Network};
 use crate::store::{LocalStore, Message, StoreError};
+use crate::thumbnail::{self, Thumbnail};
 
 /// A preview attempt's whole deadline (§16.1 step 6).
 pub const PREVIEW_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,13 +35,72 @@ pub const MAX_URL_CHARS: usize = 2048;
 
 const PREVIEWS_BLOB: &str = "link_previews";
 
-/// A link preview: the URL and the page's title.
+/// A link preview: the URL, the page's title and, when the page named an
+/// image, its thumbnail as an uploaded attachment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkPreview {
     /// The URL as it appears in the message.
     pub url: String,
     /// The page title (`og:title`, else `<title>`).
     pub title: String,
+    /// The thumbnail (§16.1 steps 4–5).
+    #[serde(default)]
+    pub image: Option<PreviewImage>,
+}
+
+/// A preview's thumbnail: an ordinary attachment pointer (§16.1 step 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewImage {
+    /// The file URL.
+    pub url: String,
+    /// The attachment key, hex.
+    pub key: String,
+    /// The encrypted blob's digest, hex.
+    pub digest: Option<String>,
+    /// Plaintext size in bytes.
+    pub size: u32,
+    /// MIME type.
+    pub content_type: String,
+    /// Width in pixels.
+    pub width: Option<u32>,
+    /// Height in pixels.
+    pub height: Option<u32>,
+}
+
+impl PreviewImage {
+    /// The wire form.
+    pub fn to_pointer(&self) -> AttachmentPointer {
+        AttachmentPointer {
+            content_type: Some(self.content_type.clone()),
+            key: hex::decode(&self.key).ok(),
+            size: Some(self.size),
+            digest: self.digest.as_deref().and_then(|d| hex::decode(d).ok()),
+            width: self.width,
+            height: self.height,
+            url: Some(self.url.clone()),
+            ..AttachmentPointer::default()
+        }
+    }
+
+    /// A received pointer, if usable as a thumbnail: an image type, a key,
+    /// a URL and at most [`thumbnail::MAX_IMAGE_BYTES`].
+    pub fn from_pointer(p: &AttachmentPointer) -> Option<PreviewImage> {
+        let content_type = p.content_type.clone()?;
+        let size = p.size?;
+        (content_type.starts_with("image/")
+            && content_type.len() <= 64
+            && (size as usize) <= thumbnail::MAX_IMAGE_BYTES)
+            .then_some(())?;
+        Some(PreviewImage {
+            url: p.url.clone().filter(|u| u.len() <= MAX_URL_CHARS)?,
+            key: hex::encode(p.key.as_ref().filter(|k| !k.is_empty())?),
+            digest: p.digest.as_ref().map(hex::encode),
+            size,
+            content_type,
+            width: p.width.filter(|w| *w <= thumbnail::MAX_SOURCE_SIDE),
+            height: p.height.filter(|h| *h <= thumbnail::MAX_SOURCE_SIDE),
+        })
+    }
 }
 
 impl LinkPreview {
@@ -48,12 +109,13 @@ impl LinkPreview {
         data_message::Preview {
             url: self.url.clone(),
             title: Some(self.title.clone()),
-            image: None,
+            image: self.image.as_ref().map(PreviewImage::to_pointer),
         }
     }
 
     /// The first usable preview of a received message: an `https` URL and
-    /// a non-empty title (cut to [`MAX_TITLE_CHARS`]).
+    /// a non-empty title (cut to [`MAX_TITLE_CHARS`]), and its thumbnail
+    /// pointer when usable.
     pub fn from_proto(previews: &[data_message::Preview]) -> Option<LinkPreview> {
         let p = previews.first()?;
         let title = clean_text(p.title.as_deref()?);
@@ -61,6 +123,7 @@ impl LinkPreview {
             LinkPreview {
                 url: p.url.clone(),
                 title,
+                image: p.image.as_ref().and_then(PreviewImage::from_pointer),
             }
         })
     }
@@ -134,10 +197,26 @@ pub fn first_https_url(text: &str) -> Option<&str> {
 /// &#39; &#NN; &#xNN;` are decoded; whitespace is collapsed; the result is
 /// cut to [`MAX_TITLE_CHARS`].
 pub fn extract_title(html: &[u8]) -> Option<String> {
+    scan_head(html).title
+}
+
+/// What the head of a page says about itself (§16.1 step 3).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PageMeta {
+    /// `og:title`, else `<title>` (as [`extract_title`]).
+    pub title: Option<String>,
+    /// `og:image` when it is an absolute `https` URL (`//host/…` is taken
+    /// as `https:`); other image URLs are not used.
+    pub image: Option<String>,
+}
+
+/// Scans the head of an HTML page (at most [`MAX_HTML_BYTES`]) for its
+/// title and `og:image`.
+pub fn scan_head(html: &[u8]) -> PageMeta {
     let html = &html[..html.len().min(MAX_HTML_BYTES)];
     let text = String::from_utf8_lossy(html);
     let lower = text.to_ascii_lowercase();
-    let mut title: Option<String> = None;
+    let (mut og_title, mut title, mut image) = (None::<String>, None::<String>, None::<String>);
     let mut pos = 0;
     while let Some(i) = lower.get(pos..).and_then(|s| s.find('<')) {
         let start = pos + i;
@@ -146,13 +225,17 @@ pub fn extract_title(html: &[u8]) -> Option<String> {
         if tag_lower.starts_with("<meta") {
             let end = tag_lower.find('>').map_or(lower.len(), |e| start + e);
             let attrs = attributes(&text[start + 5..end]);
-            let is_og_title = attrs.iter().any(|(k, v)| {
-                (k == "property" || k == "name") && v.eq_ignore_ascii_case("og:title")
-            });
-            if is_og_title && let Some((_, content)) = attrs.iter().find(|(k, _)| k == "content") {
-                let t = clean_text(content);
-                if !t.is_empty() {
-                    return Some(t);
+            let is = |name: &str| {
+                attrs
+                    .iter()
+                    .any(|(k, v)| (k == "property" || k == "name") && v.eq_ignore_ascii_case(name))
+            };
+            let content = attrs.iter().find(|(k, _)| k == "content").map(|(_, v)| v);
+            if let Some(content) = content {
+                if og_title.is_none() && is("og:title") {
+                    og_title = Some(clean_text(content)).filter(|t| !t.is_empty());
+                } else if image.is_none() && (is("og:image") || is("og:image:secure_url")) {
+                    image = https_image_url(content);
                 }
             }
             pos = end;
@@ -173,11 +256,24 @@ pub fn extract_title(html: &[u8]) -> Option<String> {
             }
             pos = body_end;
         } else if tag_lower.starts_with("</head") || tag_lower.starts_with("<body") {
-            // og:title lives in the head; stop once it is over.
+            // The metadata lives in the head; stop once it is over.
             break;
         }
     }
-    title
+    PageMeta {
+        title: og_title.or(title),
+        image,
+    }
+}
+
+/// An `og:image` value as a usable URL: absolute `https` only.
+fn https_image_url(content: &str) -> Option<String> {
+    let u = decode_entities(content.trim());
+    let u = match u.strip_prefix("//") {
+        Some(rest) => format!("https://{rest}"),
+        None => u,
+    };
+    (is_https(&u) && u.len() <= MAX_URL_CHARS && !u.contains(char::is_whitespace)).then_some(u)
 }
 
 /// `key=value` attributes of a tag's inside (keys lowercased).
@@ -235,7 +331,25 @@ fn attributes(s: &str) -> Vec<(String, String)> {
 /// Decodes the common entities, collapses whitespace, drops control
 /// characters and cuts to [`MAX_TITLE_CHARS`].
 fn clean_text(s: &str) -> String {
-    let mut decoded = String::with_capacity(s.len().min(4 * MAX_TITLE_CHARS));
+    decode_entities_upto(s, 8 * MAX_TITLE_CHARS)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TITLE_CHARS)
+        .collect()
+}
+
+/// `s` with its entities decoded (see [`extract_title`]).
+fn decode_entities(s: &str) -> String {
+    decode_entities_upto(s, MAX_URL_CHARS + 1)
+}
+
+/// Decodes entities until the output passes `limit` bytes (bounded work
+/// on hostile pages); the rest of `s` follows undecoded.
+fn decode_entities_upto(s: &str, limit: usize) -> String {
+    let mut decoded = String::with_capacity(s.len().min(limit));
     let mut rest = s;
     while let Some(i) = rest.find('&') {
         decoded.push_str(&rest[..i]);
@@ -252,19 +366,12 @@ fn clean_text(s: &str) -> String {
                 rest = &rest[1..];
             }
         }
-        if decoded.len() > 8 * MAX_TITLE_CHARS {
+        if decoded.len() > limit {
             break;
         }
     }
     decoded.push_str(rest);
     decoded
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_TITLE_CHARS)
-        .collect()
 }
 
 fn decode_entity(name: &str) -> Option<char> {
@@ -286,17 +393,31 @@ fn decode_entity(name: &str) -> Option<char> {
     }
 }
 
+/// What [`fetch_preview`] found: the preview (without its image yet) and
+/// the thumbnail to upload, if the page named a usable image.
+#[derive(Debug)]
+pub struct Fetched {
+    /// URL and title.
+    pub preview: LinkPreview,
+    /// The re-encoded `og:image`.
+    pub thumbnail: Option<Thumbnail>,
+}
+
 /// Fetches `url` through an onion path with `proxy_fetch { accept: "html" }`
-/// to a random node (§16.1 step 2) and returns its title. The whole
-/// attempt is bounded by [`PREVIEW_TIMEOUT`].
-pub async fn fetch_preview(net: &Network, url: &str) -> Result<LinkPreview, PreviewError> {
+/// to a random node (§16.1 step 2), takes its title and, if the page names
+/// an `https` `og:image`, fetches that too (`accept: "image"`) and makes
+/// its thumbnail (steps 3–4). An image that cannot be fetched or decoded
+/// only means no thumbnail. The whole attempt is bounded by
+/// [`PREVIEW_TIMEOUT`].
+pub async fn fetch_preview(net: &Network, url: &str) -> Result<Fetched, PreviewError> {
     match tokio::time::timeout(PREVIEW_TIMEOUT, fetch_inner(net, url)).await {
         Ok(r) => r,
         Err(_) => Err(PreviewError::Timeout),
     }
 }
 
-async fn fetch_inner(net: &Network, url: &str) -> Result<LinkPreview, PreviewError> {
+/// One `proxy_fetch` through an onion path: the fetched bytes.
+async fn proxy_fetch(net: &Network, url: &str, accept: &str) -> Result<Vec<u8>, PreviewError> {
     net.ensure_ready(PREVIEW_TIMEOUT).await?;
     let nodes = match net.registry().await {
         Some(doc) => doc.nodes().to_vec(),
@@ -309,7 +430,7 @@ async fn fetch_inner(net: &Network, url: &str) -> Result<LinkPreview, PreviewErr
         .request_via(
             nodes,
             "proxy_fetch",
-            json!({"url": url, "accept": "html"}),
+            json!({"url": url, "accept": accept}),
             None,
         )
         .await?;
@@ -324,13 +445,34 @@ async fn fetch_inner(net: &Network, url: &str) -> Result<LinkPreview, PreviewErr
         .get("data")
         .and_then(Value::as_str)
         .ok_or_else(|| PreviewError::BadReply("no data".into()))?;
-    let html = STANDARD
+    STANDARD
         .decode(data)
-        .map_err(|e| PreviewError::BadReply(format!("data is not base64: {e}")))?;
-    let title = extract_title(&html).ok_or(PreviewError::NoTitle)?;
-    Ok(LinkPreview {
-        url: url.to_string(),
-        title,
+        .map_err(|e| PreviewError::BadReply(format!("data is not base64: {e}")))
+}
+
+async fn fetch_inner(net: &Network, url: &str) -> Result<Fetched, PreviewError> {
+    let html = proxy_fetch(net, url, "html").await?;
+    let meta = scan_head(&html);
+    let title = meta.title.ok_or(PreviewError::NoTitle)?;
+    let thumbnail = match meta.image {
+        Some(image_url) => match proxy_fetch(net, &image_url, "image").await {
+            Ok(bytes) => thumbnail::make(&bytes)
+                .map_err(|e| tracing::debug!(error = %e, "no preview thumbnail"))
+                .ok(),
+            Err(e) => {
+                tracing::debug!(error = %e, "no preview image");
+                None
+            }
+        },
+        None => None,
+    };
+    Ok(Fetched {
+        preview: LinkPreview {
+            url: url.to_string(),
+            title,
+            image: None,
+        },
+        thumbnail,
     })
 }
 
@@ -475,6 +617,83 @@ mod tests {
     }
 
     #[test]
+    fn og_image_is_taken_only_as_an_absolute_https_url() {
+        let page =
+            |meta: &str| format!("<html><head><title>T</title>{meta}</head><body></body></html>");
+        let image = |meta: &str| scan_head(page(meta).as_bytes()).image;
+        assert_eq!(
+            image(r#"<meta property="og:image" content="https://a.org/i.png?x=1&amp;y=2">"#),
+            Some("https://a.org/i.png?x=1&y=2".into())
+        );
+        assert_eq!(
+            image(r#"<meta name="og:image" content="//cdn.a.org/i.jpg">"#),
+            Some("https://cdn.a.org/i.jpg".into())
+        );
+        assert_eq!(
+            image(r#"<meta property="og:image" content="/i.png">"#),
+            None
+        );
+        assert_eq!(
+            image(r#"<meta property="og:image" content="http://a.org/i.png">"#),
+            None
+        );
+        assert_eq!(
+            image(r#"<meta property="og:image" content="https://a.org/a b.png">"#),
+            None
+        );
+        // The first usable one; og:title still wins over <title>.
+        let m = scan_head(
+            page(
+                r#"<meta property="og:image" content="https://a.org/1.png"><meta property="og:title" content="OG"><meta property="og:image" content="https://a.org/2.png">"#,
+            )
+            .as_bytes(),
+        );
+        assert_eq!(
+            m,
+            PageMeta {
+                title: Some("OG".into()),
+                image: Some("https://a.org/1.png".into())
+            }
+        );
+        // Not read from the body.
+        assert_eq!(
+            scan_head(b"<html><head><title>T</title></head><body><meta property=\"og:image\" content=\"https://a.org/i.png\"></body>").image,
+            None
+        );
+    }
+
+    #[test]
+    fn received_thumbnail_pointers_are_checked() {
+        let ptr = |ct: &str, size: u32| AttachmentPointer {
+            content_type: Some(ct.into()),
+            key: Some(vec![7; 64]),
+            size: Some(size),
+            digest: Some(vec![9; 32]),
+            url: Some("http://files.example/file/abc".into()),
+            width: Some(600),
+            height: Some(315),
+            ..AttachmentPointer::default()
+        };
+        let ok = PreviewImage::from_pointer(&ptr("image/jpeg", 40_000)).unwrap();
+        assert_eq!(
+            (ok.width, ok.height, ok.size),
+            (Some(600), Some(315), 40_000)
+        );
+        assert_eq!(PreviewImage::from_pointer(&ok.to_pointer()), Some(ok));
+        assert_eq!(
+            PreviewImage::from_pointer(&ptr("application/pdf", 10)),
+            None
+        );
+        assert_eq!(
+            PreviewImage::from_pointer(&ptr("image/png", thumbnail::MAX_IMAGE_BYTES as u32 + 1)),
+            None
+        );
+        let mut no_key = ptr("image/png", 10);
+        no_key.key = None;
+        assert_eq!(PreviewImage::from_pointer(&no_key), None);
+    }
+
+    #[test]
     fn received_previews_need_https_and_a_title() {
         let p = |url: &str, title: Option<&str>| data_message::Preview {
             url: url.into(),
@@ -485,7 +704,8 @@ mod tests {
             LinkPreview::from_proto(&[p("https://a.org", Some("  A \n"))]),
             Some(LinkPreview {
                 url: "https://a.org".into(),
-                title: "A".into()
+                title: "A".into(),
+                image: None,
             })
         );
         assert_eq!(

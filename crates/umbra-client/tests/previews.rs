@@ -3,9 +3,11 @@
 //! nodes trust the site's certificate and exempt its address (the
 //! test-network rule), and two clients.
 //!
-//! - previews on: the site is fetched exactly once, by a node (the node's
-//!   `User-Agent`, while the client only ever sent onion requests to its
-//!   guards), and Bob's copy of the message carries the page's title;
+//! - previews on: the page and its `og:image` are fetched exactly once
+//!   each, by a node (the node's `User-Agent`, while the client only ever
+//!   sent onion requests to its guards); Bob's copy of the message carries
+//!   the page's title and the thumbnail's pointer, and the thumbnail
+//!   (uploaded to the devnet's file server) decodes as a 600×315 JPEG;
 //! - previews off: the site sees no request at all and no preview goes out;
 //! - a failing page: the message still goes out, without a preview.
 #![allow(
@@ -23,7 +25,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use umbra_client::client::Client;
-use umbra_client::preview::{self, LinkPreview};
+use umbra_client::preview;
 use umbra_client::store::Message;
 use umbra_node::fetch::{FetchPolicy, USER_AGENT};
 use umbra_proto::identity::AccountId;
@@ -54,7 +56,7 @@ fn shared() -> &'static Shared {
             .unwrap();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("umbra-client-previews-devnet");
         let _ = std::fs::remove_dir_all(&dir);
-        let network = umbra_devnet::shared::background_with(6, dir, move |net| {
+        let network = umbra_devnet::shared::background_with_file_server(6, dir, move |net| {
             for i in 0..net.len() {
                 let node = &net.handle(i).expect("in-process node").node;
                 umbra_node::fetch::set_policy(
@@ -83,7 +85,10 @@ use common::{Accounts, wait_until};
 type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 /// An HTTPS site on [`SITE_IP`] answering every path with `page(path)`.
-async fn site(page: fn(&str) -> (&'static str, String)) -> (SocketAddr, Seen) {
+/// What the site answers for a path: status line, content type, body.
+type Page = (&'static str, &'static str, Vec<u8>);
+
+async fn site(page: fn(&str, SocketAddr) -> Page) -> (SocketAddr, Seen) {
     let listener = TcpListener::bind((SITE_IP, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: Seen = Arc::default();
@@ -114,12 +119,13 @@ async fn site(page: fn(&str) -> (&'static str, String)) -> (SocketAddr, Seen) {
                     })
                     .map(str::to_string);
                 log.lock().unwrap().push((path.clone(), ua));
-                let (status, body) = page(&path);
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                let (status, content_type, body) = page(&path, addr);
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()
                 );
-                let _ = s.write_all(resp.as_bytes()).await;
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&body).await;
                 let _ = s.shutdown().await;
             });
         }
@@ -127,18 +133,39 @@ async fn site(page: fn(&str) -> (&'static str, String)) -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
-fn article(path: &str) -> (&'static str, String) {
+const HTML: &str = "text/html; charset=utf-8";
+
+/// A 1200×630 PNG (a typical `og:image`), with a text chunk that must not
+/// survive re-encoding.
+fn og_png() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(1200, 630, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, 120])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+fn article(path: &str, addr: SocketAddr) -> Page {
     match path {
         "/article" => (
             "200 OK",
-            "<html><head><title>Plain title</title>\
-             <meta property=\"og:title\" content=\"Umbra &amp; friends\"></head>\
-             <body>text</body></html>"
-                .into(),
+            HTML,
+            format!(
+                "<html><head><title>Plain title</title>\
+                 <meta property=\"og:title\" content=\"Umbra &amp; friends\">\
+                 <meta property=\"og:image\" content=\"https://{addr}/og.png\"></head>\
+                 <body>text</body></html>"
+            )
+            .into_bytes(),
         ),
+        "/og.png" => ("200 OK", "image/png", og_png()),
         _ => (
             "404 Not Found",
-            "<html><title>missing</title></html>".into(),
+            HTML,
+            b"<html><title>missing</title></html>".to_vec(),
         ),
     }
 }
@@ -169,12 +196,16 @@ async fn preview_is_fetched_by_a_node_and_reaches_the_recipient() {
     alice.network().record_requests(true);
     alice.send_text(&bob.account_id(), &text).await.unwrap();
 
-    // Fetched once, by a node: the node's fetch agent, while Alice's client
-    // only sent onion requests to guards (never to the site's address).
+    // Page and image fetched once each, by a node: the node's fetch agent,
+    // while Alice's client only sent onion requests to guards (never to the
+    // site's address).
     let requests = seen.lock().unwrap().clone();
     assert_eq!(
         requests,
-        vec![("/article".to_string(), Some(USER_AGENT.to_string()))]
+        vec![
+            ("/article".to_string(), Some(USER_AGENT.to_string())),
+            ("/og.png".to_string(), Some(USER_AGENT.to_string()))
+        ]
     );
     let sent = alice.network().sent_requests();
     assert!(!sent.is_empty());
@@ -191,11 +222,8 @@ async fn preview_is_fetched_by_a_node_and_reaches_the_recipient() {
         .collect();
     assert!(sent.iter().all(|r| guards.contains(&r.to)));
 
-    let expected = LinkPreview {
-        url: url.clone(),
-        title: "Umbra & friends".into(),
-    };
-    // Alice's own copy shows it.
+    // Alice's own copy shows it: title, and the thumbnail uploaded as an
+    // attachment (1200×630 scaled to fit 600×600, re-encoded as JPEG).
     let mine = alice
         .profile()
         .store()
@@ -204,22 +232,35 @@ async fn preview_is_fetched_by_a_node_and_reaches_the_recipient() {
         .into_iter()
         .find(|m| m.text == text)
         .unwrap();
+    let expected = preview::lookup(alice.profile().store(), &mine)
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        preview::lookup(alice.profile().store(), &mine).unwrap(),
-        Some(expected.clone())
+        (expected.url.as_str(), expected.title.as_str()),
+        (url.as_str(), "Umbra & friends")
     );
-    // Bob's does, without Bob fetching anything.
+    let image = expected.image.clone().expect("a thumbnail");
+    assert_eq!(
+        (image.content_type.as_str(), image.width, image.height),
+        ("image/jpeg", Some(600), Some(315))
+    );
+    // Bob's does, without Bob fetching anything from the site; the
+    // thumbnail comes from the file server.
     let theirs = received(&bob, &alice.account_id(), &text).await;
     assert_eq!(
         preview::lookup(bob.profile().store(), &theirs).unwrap(),
         Some(expected)
     );
-    assert_eq!(seen.lock().unwrap().len(), 1, "the recipient never fetches");
+    let jpeg = bob.preview_image(&theirs).await.unwrap().unwrap();
+    assert_eq!(jpeg.len(), image.size as usize);
+    let decoded = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (600, 315));
+    assert_eq!(seen.lock().unwrap().len(), 2, "the recipient never fetches");
 
     // A page that fails: the message goes out without a preview.
     let broken = format!("and https://{addr}/gone");
     alice.send_text(&bob.account_id(), &broken).await.unwrap();
-    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(seen.lock().unwrap().len(), 3);
     let m = received(&bob, &alice.account_id(), &broken).await;
     assert_eq!(preview::lookup(bob.profile().store(), &m).unwrap(), None);
 }

@@ -24,7 +24,25 @@ pub fn background_with(
     dir: impl Into<PathBuf>,
     setup: impl FnOnce(&Devnet) + Send + 'static,
 ) -> Result<NetworkConfig, DevnetError> {
-    let dir = dir.into();
+    start(n, dir.into(), false, setup)
+}
+
+/// [`background_with`], also starting the devnet's file server: the
+/// returned configuration names it (`file_server`).
+pub fn background_with_file_server(
+    n: usize,
+    dir: impl Into<PathBuf>,
+    setup: impl FnOnce(&Devnet) + Send + 'static,
+) -> Result<NetworkConfig, DevnetError> {
+    start(n, dir.into(), true, setup)
+}
+
+fn start(
+    n: usize,
+    dir: PathBuf,
+    file_server: bool,
+    setup: impl FnOnce(&Devnet) + Send + 'static,
+) -> Result<NetworkConfig, DevnetError> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("umbra-devnet".into())
@@ -45,7 +63,18 @@ pub fn background_with(
             };
             rt.block_on(async move {
                 match Devnet::up(DevnetOptions::in_process(n, dir)).await {
-                    Ok(net) => {
+                    Ok(mut net) => {
+                        let _fs = if file_server {
+                            match net.start_file_server().await {
+                                Ok(fs) => Some(fs),
+                                Err(e) => {
+                                    let _ = tx.send(Err(e));
+                                    return;
+                                }
+                            }
+                        } else {
+                            None
+                        };
                         setup(&net);
                         if tx.send(Ok(net.network().clone())).is_err() {
                             return;

@@ -166,7 +166,7 @@ impl Setting {
                 "Reveals when you are typing (to contacts who enable it too)."
             }
             Setting::LinkPreviews => {
-                "Fetches previews of links you send: the linked site sees the request."
+                "Links you send are fetched by a random node: the site sees it, not you."
             }
             Setting::NotifyCommand => {
                 "Runs it on new messages with the sender's short ID (Enter edits)."
@@ -481,6 +481,8 @@ pub struct App {
     mark_read_in_flight: Option<AccountId>,
     typing_sent: Option<(AccountId, u64)>,
     last_key_ms: u64,
+    /// Whether the link-preview hint (§16.1 step 1) was shown this run.
+    preview_hint_shown: bool,
 }
 
 fn d_text(d: Disappearing) -> String {
@@ -573,6 +575,7 @@ impl App {
             mark_read_in_flight: None,
             typing_sent: None,
             last_key_ms: now_ms,
+            preview_hint_shown: false,
         };
         (app, vec![Cmd::Load { open: None }, Cmd::Sync])
     }
@@ -945,6 +948,18 @@ impl App {
         }
         if let Some(command) = text.strip_prefix('/') {
             return self.command(peer, command);
+        }
+        // The first link sent with previews off: say what turning them on
+        // would cost, once per run (§16.1 step 1).
+        if !self.settings.link_previews
+            && !self.preview_hint_shown
+            && umbra_client::preview::first_https_url(&text).is_some()
+        {
+            self.preview_hint_shown = true;
+            self.status = Some(format!(
+                "Sent without a link preview (they are off). {} (Settings: Esc, then s)",
+                Setting::LinkPreviews.reveals()
+            ));
         }
         let local_id = self.next_local_id;
         self.next_local_id += 1;

@@ -918,3 +918,31 @@ fn group_info_lists_members_with_roles() {
     assert!(t.contains(&format!("{}?", id(2).short())), "{t}");
     assert!(t.ends_with("disappear 5m after send"), "{t}");
 }
+
+#[test]
+fn the_first_link_sent_with_previews_off_explains_them_once() {
+    let mut app = open_bob();
+    assert!(!app.settings.link_previews);
+    typed(&mut app, "no link here");
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.status.is_none());
+    typed(&mut app, "see https://example.org/a");
+    let cmds = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(cmds.as_slice(), [Cmd::Send { .. }]), "{cmds:?}");
+    let hint = app.status.clone().unwrap();
+    assert!(
+        hint.contains("link preview") && hint.contains("random node"),
+        "{hint}"
+    );
+    // Once per run.
+    app.status = None;
+    typed(&mut app, "and https://example.org/b");
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.status.is_none());
+    // With previews on there is nothing to explain.
+    let mut app = open_bob();
+    app.settings.link_previews = true;
+    typed(&mut app, "see https://example.org/a");
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.status.is_none());
+}

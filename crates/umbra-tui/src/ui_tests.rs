@@ -240,7 +240,7 @@ fn settings_snapshot() {
         "│> [x] Typing indicators  on                                                   │",
         "│      Reveals when you are typing (to contacts who enable it too).            │",
         "│  [ ] Link previews      off                                                  │",
-        "│      Fetches previews of links you send: the linked site sees the request.   │",
+        "│      Links you send are fetched by a random node: the site sees it, not you. │",
         "│  [x] Notify command     notify-send Umbra                                    │",
         "│      Runs it on new messages with the sender's short ID (Enter edits).       │",
         "│  [ ] Terminal bell      off                                                  │",

@@ -689,6 +689,50 @@ impl Client {
         }
     }
 
+    /// The thumbnail of `message`'s link preview (`messages.md` §16.1 step
+    /// 5), downloaded through onion paths and verified like any attachment;
+    /// `None` when the message carries no preview image. Nothing is kept.
+    pub async fn preview_image(&self, message: &Message) -> Result<Option<Vec<u8>>, AttachError> {
+        let store = self.profile().store();
+        let Some(image) = crate::preview::lookup(store, message)?.and_then(|p| p.image) else {
+            return Ok(None);
+        };
+        let key = zeroize::Zeroizing::new(
+            hex::decode(&image.key).map_err(|_| AttachError::Invalid("bad preview key".into()))?,
+        );
+        let digest = image
+            .digest
+            .as_ref()
+            .map(hex::decode)
+            .transpose()
+            .map_err(|_| AttachError::Invalid("bad preview digest".into()))?;
+        let f = Fetch {
+            url: &image.url,
+            key: &key,
+            digest: digest.as_deref(),
+            size: Some(u64::from(image.size)),
+        };
+        let default = self.file_server().ok();
+        let dir = self.profile().dir().to_path_buf();
+        let out = transfer::fetch(
+            self.network(),
+            default.as_ref(),
+            &f,
+            |n| local::LocalWriter::create(&dir, store, n),
+            &|_| {},
+        )
+        .await?;
+        let name = out.finish()?;
+        let mut bytes = Vec::with_capacity(image.size as usize);
+        let read = local::read(&dir, store, &name, |seg| {
+            bytes.extend_from_slice(seg);
+            Ok(())
+        });
+        let _ = local::remove(&dir, &name);
+        read?;
+        Ok(Some(bytes))
+    }
+
     /// Downloads attachment `index` of message `id` into the profile
     /// (encrypted) unless it is there already, verifying every piece.
     pub async fn download_attachment(
