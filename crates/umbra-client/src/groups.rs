@@ -10,10 +10,25 @@
 //! key), and applying what arrives, including 1:1 invites from the
 //! messaging client's `apply`.
 //!
+//! Polling follows the cadence of §9 ([`umbra_proto::group::due_polls`]):
+//! [`Client::sync_group`] reads namespace 11 every time, 12 and 13 when
+//! 60 s have passed (at once after a notice, a decryption or roster miss,
+//! and 10 s after this device published), −11 every 10 minutes (at once
+//! after the swarm refused our subaccount); [`Client::refresh_group`] reads
+//! all of them (admin operations and accepting an invite use it; sending
+//! reads 12 and 13 first as before). Each namespace is one onion `retrieve`
+//! (no `batch` yet). After reading 12 and 13 an admin does the housekeeping
+//! of §3.4 and §4.3 ([`umbra_proto::group::plan_upkeep`]): `expire` with
+//! `extend` of the newest bundle and the current document below 15 days
+//! left, `delete` of superseded documents an hour after a newer one (both
+//! thresholds are a profile setting, [`Client::set_group_upkeep`]).
+//!
 //! Local state: one encrypted blob per group (`group:<id hex>`, JSON with
 //! hex fields: the key ring, the verified state documents, the group seed
-//! for admins, `member_auth` for members, last hashes, removed flag), an
-//! index blob (`groups`) and a blob of pending invites (`group-invites`).
+//! for admins, `member_auth` for members, last hashes, removed flag, the
+//! last poll times so a restarted client keeps the cadence), an index blob
+//! (`groups`), a blob of pending invites (`group-invites`) and the
+//! housekeeping thresholds when changed (`group-upkeep`).
 //! Group messages are kept in the messages table with the group's `03`
 //! ID as the conversation peer.
 //!
@@ -33,12 +48,13 @@ use umbra_proto::group::control::{
 };
 use umbra_proto::group::{
     ExpandRng, GroupError, GroupKeys, GroupState, KEYS_TTL_MS, KeyRing, LeavePlan, MESSAGE_TTL_MS,
-    MemberAuth, MemberStatus, Publication, Role,
+    MemberAuth, MemberStatus, PollTimes, Publication, Role, StoredItem, UpkeepConfig, due_polls,
+    plan_upkeep,
 };
 use umbra_proto::identity::{AccountId, IdPrefix};
 use umbra_proto::message::protos::{DataMessage, UnsendRequest};
 use umbra_proto::message::{Content, Opened};
-use umbra_proto::rpc::sign::{Signer, SubaccountToken};
+use umbra_proto::rpc::sign::{ExpireMode, Signer, SubaccountToken};
 use umbra_proto::rpc::types::{DeleteAllParams, RevokeSubaccountParams, Tokens};
 use umbra_proto::rpc::{MessageHash, Namespace, NamespaceSel, sign};
 use zeroize::Zeroizing;
@@ -49,6 +65,7 @@ use crate::store::{Direction, Disappearing, DisappearingMode, MessageStatus, New
 
 const INDEX_BLOB: &str = "groups";
 const INVITES_BLOB: &str = "group-invites";
+const UPKEEP_BLOB: &str = "group-upkeep";
 /// Deadline of each group storage call (a loaded 2-core devnet can be slow).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pages of one namespace fetched per poll.
@@ -81,6 +98,52 @@ struct Record {
     /// A removal notice for us was verified (§7.3): stop polling.
     #[serde(default)]
     removed: bool,
+    /// When namespaces 12 and 13 were last read (§9 cadence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    polled_keys_ms: Option<u64>,
+    /// When namespace −11 was last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    polled_removals_ms: Option<u64>,
+    /// When this device last published a bundle or state document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    published_ms: Option<u64>,
+    /// A notice or a miss asked for 12 and 13 and reading them failed.
+    #[serde(default)]
+    keys_prompted: bool,
+}
+
+impl Record {
+    fn poll_times(&self) -> PollTimes {
+        PollTimes {
+            keys_state_ms: self.polled_keys_ms,
+            removals_ms: self.polled_removals_ms,
+            published_ms: self.published_ms,
+            keys_prompted: self.keys_prompted,
+        }
+    }
+}
+
+/// The housekeeping thresholds as stored (`group-upkeep` blob).
+#[derive(Serialize, Deserialize)]
+struct StoredUpkeep {
+    extend_below_ms: u64,
+    delete_superseded_after_ms: u64,
+}
+
+/// What happened during one poll of a group, beyond the report.
+#[derive(Default)]
+struct PollFlags {
+    /// Namespaces 12 and 13 were read during this sync at this time.
+    keys_read_at: Option<u64>,
+    /// What they held (bundles, documents), for the admin's housekeeping.
+    fetched: Option<(Vec<Retrieved>, Vec<Retrieved>)>,
+    /// 12 and 13 were read after namespace 11 was fetched (on a miss or a
+    /// notice): no second read in this sync.
+    refreshed: bool,
+    /// A notice was processed and 12 and 13 were not read after it.
+    notice_pending: bool,
+    /// We published a bundle or state document (acting on a notice).
+    published_at: Option<u64>,
 }
 
 /// A verified INVITE waiting for the user to accept it.
@@ -176,6 +239,15 @@ pub struct GroupSyncReport {
     pub refused: Option<(u16, String)>,
     /// We were removed from the group by a verified notice.
     pub removed: bool,
+    /// Whether namespaces 12 and 13 were read (§9: every 60 s, at once after
+    /// a notice or a miss).
+    pub read_keys: bool,
+    /// Whether namespace −11 was read (§9: every 10 minutes).
+    pub read_removals: bool,
+    /// Bundles and state documents an admin kept alive (§3.4, §4.3).
+    pub extended: usize,
+    /// Superseded state documents an admin deleted (§4.3).
+    pub deleted: usize,
 }
 
 fn api_err(e: ApiError) -> ClientError {
@@ -198,6 +270,19 @@ fn group_err(e: GroupError) -> ClientError {
         | GroupError::ContentTooLarge { .. } => ClientError::Invalid(e.to_string()),
         other => ClientError::Group(other.to_string()),
     }
+}
+
+/// Fetched items as [`plan_upkeep`] reads them.
+fn stored(items: &[Retrieved]) -> Vec<StoredItem<'_>> {
+    items
+        .iter()
+        .map(|m| StoredItem {
+            hash: &m.hash,
+            data: &m.data,
+            stored_at_ms: m.timestamp,
+            expiry_ms: m.expiration,
+        })
+        .collect()
 }
 
 fn rng() -> ExpandRng {
@@ -592,7 +677,13 @@ impl Client {
         let (st, p) = GroupState::create(&seed, &me, name, members, share_history, now, &mut rng())
             .map_err(group_err)?;
         let id = st.group_id();
-        self.save_group(&st, &mut Record::default())?;
+        self.save_group(
+            &st,
+            &mut Record {
+                published_ms: Some(now),
+                ..Record::default()
+            },
+        )?;
         self.profile().store().set_approved_by_us(&id, true)?;
         self.publish(&st, p).await?;
         self.insert_status(
@@ -611,10 +702,11 @@ impl Client {
         op: impl FnOnce(&mut GroupState, u64, &mut ExpandRng) -> Result<Publication, GroupError>,
     ) -> Result<(), ClientError> {
         // Catch up first so the change applies to the current state (§4.3).
-        self.sync_group(id).await?;
+        self.refresh_group(id).await?;
         let (mut st, mut rec) = self.load_group(id)?;
         let now = self.now().await;
         let p = op(&mut st, now, &mut rng()).map_err(group_err)?;
+        rec.published_ms = Some(now);
         self.save_group(&st, &mut rec)?;
         self.publish(&st, p).await
     }
@@ -681,7 +773,7 @@ impl Client {
     /// without us) and forgets the group's keys and credentials. The last
     /// admin must promote someone first; the last member deletes the group.
     pub async fn leave_group(&self, id: &AccountId) -> Result<(), ClientError> {
-        let _ = self.sync_group(id).await;
+        let _ = self.refresh_group(id).await;
         let (st, _) = self.load_group(id)?;
         let me = self.account_id();
         match st.leave(&me).map_err(group_err)? {
@@ -734,11 +826,13 @@ impl Client {
         // Send under the newest generation: read namespaces 12 and 13 first
         // (a failure here is not fatal; the store below decides).
         let mut ignored = GroupSyncReport::default();
+        let at = self.now().await;
         if self
             .refresh_keys_and_state(&mut st, &mut ignored)
             .await
             .is_ok()
         {
+            rec.polled_keys_ms = Some(at);
             self.save_group(&st, &mut rec)?;
         }
         let timer_s = st.info().map_or(0, |i| i.timer_s);
@@ -1031,7 +1125,7 @@ impl Client {
         invites.remove(&key);
         self.set_invites(&invites)?;
         self.profile().store().set_approved_by_us(id, true)?;
-        self.sync_group(id).await?;
+        self.refresh_group(id).await?;
         let (st, _) = self.load_group(id)?;
         let me = self.account_id();
         if st.info().and_then(|i| i.member(&me)).is_none() {
@@ -1159,14 +1253,16 @@ impl Client {
         Ok(out)
     }
 
-    /// Fetches and ingests namespaces 12 and 13 (bundles first).
+    /// Fetches and ingests namespaces 12 and 13 (bundles first); returns
+    /// what they held (bundles, documents).
     async fn refresh_keys_and_state(
         &self,
         st: &mut GroupState,
         report: &mut GroupSyncReport,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(Vec<Retrieved>, Vec<Retrieved>), ApiError> {
         let me = self.profile().keys();
         let now = self.now().await;
+        let mut fetched = Vec::with_capacity(2);
         for ns in [Namespace::GROUP_KEYS, Namespace::GROUP_STATE] {
             let items = self.fetch_ns(st, None, ns).await?;
             for m in &items {
@@ -1190,36 +1286,104 @@ impl Client {
             }
             // Namespaces 12 and 13 are small: re-read them whole each time,
             // so a document that waited for its key is seen again.
+            fetched.push(items);
         }
+        let docs = fetched.pop().unwrap_or_default();
+        let bundles = fetched.pop().unwrap_or_default();
+        Ok((bundles, docs))
+    }
+
+    /// Reads namespaces 12 and 13 and notes it in `flags`.
+    async fn read_keys(
+        &self,
+        st: &mut GroupState,
+        report: &mut GroupSyncReport,
+        flags: &mut PollFlags,
+    ) -> Result<(), ApiError> {
+        let at = self.now().await;
+        let fetched = self.refresh_keys_and_state(st, report).await?;
+        flags.keys_read_at = Some(at);
+        flags.fetched = Some(fetched);
+        flags.notice_pending = false;
+        report.read_keys = true;
         Ok(())
     }
 
-    /// Polls one group (§9): namespaces 12 and 13, then 11, and −11 for
-    /// members; applies what verifies and persists the state.
+    /// Polls one group on the §9 cadence: namespace 11 always; 12 and 13
+    /// when 60 s have passed since they were last read, at once after a
+    /// notice or a decryption or roster miss, and 10 s after we published;
+    /// −11 (members) every 10 minutes and at once after the swarm refused
+    /// our subaccount. An admin that read 12 and 13 then keeps the newest
+    /// bundle and the current document alive and deletes superseded
+    /// documents ([`plan_upkeep`]). The poll times are persisted with the
+    /// group, so a restarted client keeps the cadence.
     pub async fn sync_group(&self, id: &AccountId) -> Result<GroupSyncReport, ClientError> {
+        self.poll_group(id, false).await
+    }
+
+    /// As [`Client::sync_group`], reading every namespace (12, 13 and −11
+    /// too) whatever the cadence: for an explicit refresh, before an admin
+    /// change, and for diagnostics.
+    pub async fn refresh_group(&self, id: &AccountId) -> Result<GroupSyncReport, ClientError> {
+        self.poll_group(id, true).await
+    }
+
+    async fn poll_group(
+        &self,
+        id: &AccountId,
+        force: bool,
+    ) -> Result<GroupSyncReport, ClientError> {
         let (mut st, mut rec) = self.load_group(id)?;
         let mut report = GroupSyncReport::default();
         if rec.removed {
             report.removed = true;
             return Ok(report);
         }
-        let fetched = self.refresh_keys_and_state(&mut st, &mut report).await;
-        match fetched {
-            Ok(()) => {
-                self.save_group(&st, &mut rec)?;
-                self.poll_messages(&mut st, &mut rec, &mut report).await?;
+        let now = self.now().await;
+        let admin = st.is_admin();
+        let due = due_polls(&rec.poll_times(), now, admin, false);
+        let mut flags = PollFlags::default();
+        if force || due.keys_state {
+            match self.read_keys(&mut st, &mut report, &mut flags).await {
+                Ok(()) => self.save_group(&st, &mut rec)?,
+                Err(ApiError::Refused { status, text, .. }) => {
+                    report.refused = Some((status, text));
+                }
+                Err(e) => return Err(api_err(e)),
             }
-            Err(ApiError::Refused { status, text, .. }) => report.refused = Some((status, text)),
-            Err(e) => return Err(api_err(e)),
         }
-        if !st.is_admin() {
-            self.poll_removals(&st, &mut rec, &mut report).await?;
+        if report.refused.is_none() {
+            self.poll_messages(&mut st, &mut rec, &mut report, &mut flags)
+                .await?;
+        }
+        // §9: 12 and 13 at once after any notice.
+        if flags.notice_pending && report.refused.is_none() {
+            flags.refreshed = true;
+            if let Err(e) = self.read_keys(&mut st, &mut report, &mut flags).await {
+                tracing::debug!(group = %id.short(), "reading 12/13 after a notice failed: {e}");
+            }
+        }
+        rec.keys_prompted = flags.notice_pending;
+        if let Some(t) = flags.keys_read_at {
+            rec.polled_keys_ms = Some(t);
+        }
+        if let Some(t) = flags.published_at {
+            rec.published_ms = Some(t);
+        }
+        let due = due_polls(&rec.poll_times(), now, admin, report.refused.is_some());
+        if !admin && (force || due.removals) && self.poll_removals(&st, &mut rec, &mut report).await
+        {
+            rec.polled_removals_ms = Some(now);
         }
         self.save_group(&st, &mut rec)?;
+        if let Some((bundles, docs)) = &flags.fetched {
+            self.upkeep(&st, bundles, docs, &mut report).await;
+        }
         // Concurrent admin changes: settle them (§3.5, §4.3).
         if st.is_admin() && st.needs_reissue() {
             let now = self.now().await;
             if let Ok(p) = st.reissue(now, &mut rng()) {
+                rec.published_ms = Some(now);
                 self.save_group(&st, &mut rec)?;
                 self.publish(&st, p).await?;
             }
@@ -1227,12 +1391,98 @@ impl Client {
         Ok(report)
     }
 
+    /// The admin housekeeping of §3.4 and §4.3 over what 12 and 13 held:
+    /// extends the newest bundle and the current document when due, deletes
+    /// superseded documents. Best effort: a failure is retried at the next
+    /// read of 12 and 13.
+    async fn upkeep(
+        &self,
+        st: &GroupState,
+        bundles: &[Retrieved],
+        docs: &[Retrieved],
+        report: &mut GroupSyncReport,
+    ) {
+        let Some(keys) = st.admin_keys() else {
+            return;
+        };
+        let cfg = match self.group_upkeep() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("group housekeeping settings unreadable: {e}");
+                return;
+            }
+        };
+        let id = st.group_id();
+        let now = self.now().await;
+        let plan = plan_upkeep(&id, &stored(bundles), &stored(docs), now, &cfg);
+        if plan.is_empty() {
+            return;
+        }
+        let signer = keys.signer();
+        let api = self.group_api();
+        if !plan.extend.is_empty() {
+            match api
+                .expire(
+                    &id,
+                    &signer,
+                    &plan.extend,
+                    plan.extend_to_ms,
+                    ExpireMode::Extend,
+                )
+                .await
+            {
+                Ok(o) => report.extended += o.updated.len(),
+                Err(e) => tracing::debug!(group = %id.short(), "keeping keys alive failed: {e}"),
+            }
+        }
+        if !plan.delete.is_empty() {
+            match api.delete(&id, &signer, &plan.delete).await {
+                Ok(o) => report.deleted += o.deleted.len(),
+                Err(e) => {
+                    tracing::debug!(group = %id.short(), "deleting superseded documents failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// The admin housekeeping thresholds (§3.4, §4.3; the spec's values
+    /// unless changed with [`Client::set_group_upkeep`]).
+    pub fn group_upkeep(&self) -> Result<UpkeepConfig, ClientError> {
+        let mut cfg = UpkeepConfig::default();
+        if let Some(b) = self.profile().store().blob(UPKEEP_BLOB)? {
+            let s: StoredUpkeep = serde_json::from_slice(&b).map_err(|_| bad("upkeep"))?;
+            cfg.extend_below_ms = s.extend_below_ms;
+            cfg.delete_superseded_after_ms = s.delete_superseded_after_ms;
+        }
+        Ok(cfg)
+    }
+
+    /// Changes the admin housekeeping thresholds of this profile: keep the
+    /// newest bundle and current document alive below `extend_below_ms` of
+    /// remaining lifetime (spec: 15 days), delete superseded documents
+    /// `delete_superseded_after_ms` after a newer one (spec: 1 hour). For
+    /// tests and diagnostics; the TTL given by an extension stays 30 days.
+    pub fn set_group_upkeep(
+        &self,
+        extend_below_ms: u64,
+        delete_superseded_after_ms: u64,
+    ) -> Result<(), ClientError> {
+        let b = serde_json::to_vec(&StoredUpkeep {
+            extend_below_ms,
+            delete_superseded_after_ms,
+        })
+        .map_err(|_| bad("upkeep"))?;
+        self.profile().store().put_blob(UPKEEP_BLOB, &b)?;
+        Ok(())
+    }
+
+    /// Reads namespace −11 for a removal notice; whether it was read.
     async fn poll_removals(
         &self,
         st: &GroupState,
         rec: &mut Record,
         report: &mut GroupSyncReport,
-    ) -> Result<(), ClientError> {
+    ) -> bool {
         let items = match self
             .fetch_ns(
                 st,
@@ -1242,22 +1492,27 @@ impl Client {
             .await
         {
             Ok(i) => i,
-            Err(_) => return Ok(()),
+            Err(_) => return false,
         };
+        report.read_removals = true;
         let id = st.group_id();
         for m in &items {
             if open_removal_notice(&m.data, self.profile().keys(), &id).is_ok() {
                 rec.removed = true;
                 report.removed = true;
                 let now = self.now().await;
-                self.insert_status(&id, &id, now, "you were removed from the group".into())?;
+                if let Err(e) =
+                    self.insert_status(&id, &id, now, "you were removed from the group".into())
+                {
+                    tracing::debug!("cannot store the removal line: {e}");
+                }
             }
         }
         if let Some(m) = items.last() {
             rec.last_hash
                 .insert(Namespace::GROUP_REMOVALS.get(), m.hash.as_str().to_string());
         }
-        Ok(())
+        true
     }
 
     async fn poll_messages(
@@ -1265,6 +1520,7 @@ impl Client {
         st: &mut GroupState,
         rec: &mut Record,
         report: &mut GroupSyncReport,
+        flags: &mut PollFlags,
     ) -> Result<(), ClientError> {
         let items = match self
             .fetch_ns(
@@ -1282,7 +1538,6 @@ impl Client {
             Err(e) => return Err(api_err(e)),
         };
         let store = self.profile().store();
-        let mut refreshed = false;
         // The last hash advances only over items we are done with; an item
         // whose roster we do not hold yet is read again next time.
         let mut advance = true;
@@ -1296,15 +1551,20 @@ impl Client {
             }
             let now = self.now().await;
             let mut msg = st.receive(&m.data, now);
-            if matches!(msg, Err(GroupError::RosterUnknown { .. })) && !refreshed {
-                refreshed = true;
-                let _ = self.refresh_keys_and_state(st, report).await;
+            // A miss (a key or roster we may not have read yet, §9): read
+            // 12 and 13 once and try again.
+            if matches!(
+                msg,
+                Err(GroupError::RosterUnknown { .. } | GroupError::DecryptFailed { .. })
+            ) && !flags.refreshed
+            {
+                flags.refreshed = true;
+                let _ = self.read_keys(st, report, flags).await;
                 msg = st.receive(&m.data, now);
             }
             let done = match msg {
                 Ok(msg) => {
-                    self.apply_group_message(st, &msg, m, report, &mut refreshed)
-                        .await?;
+                    self.apply_group_message(st, &msg, m, report, flags).await?;
                     true
                 }
                 Err(GroupError::RosterUnknown { .. }) => false,
@@ -1336,7 +1596,7 @@ impl Client {
         msg: &umbra_proto::group::ReceivedGroupMessage,
         item: &Retrieved,
         report: &mut GroupSyncReport,
-        refreshed: &mut bool,
+        flags: &mut PollFlags,
     ) -> Result<(), ClientError> {
         let store = self.profile().store();
         let id = st.group_id();
@@ -1347,14 +1607,21 @@ impl Client {
         let dm = msg.content.data_message.as_ref();
         if dm.and_then(|d| d.umbra_group_control.as_ref()).is_some() {
             let mut check = st.check_notice(msg);
-            if matches!(check, Ok(Some(NoticeCheck::AwaitState { .. }))) && !*refreshed {
-                *refreshed = true;
-                let _ = self.refresh_keys_and_state(st, report).await;
+            if matches!(check, Ok(Some(NoticeCheck::AwaitState { .. }))) && !flags.refreshed {
+                flags.refreshed = true;
+                let _ = self.read_keys(st, report, flags).await;
                 check = st.check_notice(msg);
+            }
+            // §9: a notice prompts a read of 12 and 13 — at the end of this
+            // poll, unless they were read during it already.
+            if flags.keys_read_at.is_none() {
+                flags.notice_pending = true;
             }
             match check {
                 Ok(Some(NoticeCheck::Show(notice))) => {
-                    self.act_on_notice(st, &msg.sender, &notice).await?;
+                    if let Some(t) = self.act_on_notice(st, &msg.sender, &notice).await? {
+                        flags.published_at = Some(t);
+                    }
                     if self.insert_status(&id, &msg.sender, t, notice_text(&msg.sender, &notice))? {
                         report.new_messages += 1;
                     }
@@ -1430,15 +1697,16 @@ impl Client {
         Ok(())
     }
 
-    /// What an admin does on a member's notice (§7.2, §7.4).
+    /// What an admin does on a member's notice (§7.2, §7.4); returns when
+    /// it published.
     async fn act_on_notice(
         &self,
         st: &mut GroupState,
         sender: &AccountId,
         notice: &Notice,
-    ) -> Result<(), ClientError> {
+    ) -> Result<Option<u64>, ClientError> {
         if !st.is_admin() {
-            return Ok(());
+            return Ok(None);
         }
         let now = self.now().await;
         let member = st.info().and_then(|i| i.member(sender)).cloned();
@@ -1449,12 +1717,14 @@ impl Client {
                 st.mark_joined(sender, now, &mut rng())
             }
             (Notice::MemberLeft, Some(_)) => st.member_left(sender, now, &mut rng()),
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
-        let Ok(p) = p else { return Ok(()) };
+        let Ok(p) = p else { return Ok(None) };
         let mut rec = self.load_record(&st.group_id())?.unwrap_or_default();
+        rec.published_ms = Some(now);
         self.save_group(st, &mut rec)?;
-        self.publish(st, p).await
+        self.publish(st, p).await?;
+        Ok(Some(now))
     }
 }
 

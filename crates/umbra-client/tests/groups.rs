@@ -12,6 +12,13 @@
 //! (and deletes it from the group's swarm); a member's unsend request for
 //! someone else's message is ignored by everyone.
 //!
+//! `polling_cadence`: a member's poll reads namespace 11 only inside the
+//! 60 s window (one onion request instead of four), a notice prompts an
+//! immediate read of 12 and 13, and the poll times survive a restart.
+//! `admin_upkeep`: an admin extends the newest bundle and the current state
+//! document when below the keep-alive threshold, leaves older bundles and
+//! each generation's last document alone, and deletes superseded documents.
+//!
 //! Waits use [`wait_until`] (poll with a deadline), never fixed sleeps.
 #![allow(
     clippy::unwrap_used,
@@ -306,10 +313,12 @@ async fn forged_and_replayed() {
     bob.store_group_raw(&g, Namespace::GROUP_KEYS, &old[0].data, 29 * 86_400_000)
         .await
         .unwrap();
-    let r = bob.sync_group(&g).await.unwrap();
-    assert!(r.refused.is_none());
+    let r = bob.refresh_group(&g).await.unwrap();
+    assert!(r.refused.is_none() && r.read_keys);
     assert_eq!(bob.group_info(&g).unwrap().generation, Some(2));
-    assert_eq!(alice.sync_group(&g).await.unwrap().new_keys, 0);
+    let r = alice.refresh_group(&g).await.unwrap();
+    assert!(r.read_keys);
+    assert_eq!(r.new_keys, 0);
     assert_eq!(alice.group_info(&g).unwrap().generation, Some(2));
     // Bob still sends under generation 2: carol (generation 1 only) cannot read it.
     bob.send_group_text(&g, "after replay").await.unwrap();
@@ -425,4 +434,173 @@ async fn unsend() {
         !left.iter().any(|t| t == "bob oops" || t == "carol rude"),
         "unsent messages still stored: {left:?}"
     );
+}
+
+/// Onion requests `c` sends while running `f`.
+async fn onion_requests<T>(c: &Client, f: impl std::future::Future<Output = T>) -> (T, usize) {
+    c.network().record_requests(true);
+    let out = f.await;
+    let n = c
+        .network()
+        .sent_requests()
+        .iter()
+        .filter(|r| r.endpoint == "/onion_req/v2")
+        .count();
+    c.network().record_requests(false);
+    (out, n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_cadence() {
+    let accts = Accounts::new(network());
+    let alice = accts.client("alice");
+    let bob = accts.client("bob");
+    ready(&[&alice, &bob]).await;
+    let g = alice
+        .create_group("Cadence", &[bob.account_id()])
+        .await
+        .unwrap();
+    join(&bob, &g).await;
+
+    // A full read: 12, 13, 11 and −11, one onion request each.
+    let (r, full) = onion_requests(&bob, bob.refresh_group(&g)).await;
+    let r = r.unwrap();
+    assert!(r.read_keys && r.read_removals, "{r:?}");
+    // Right after: namespace 11 only (12/13 every 60 s, −11 every 10 min).
+    let (r, quick) = onion_requests(&bob, bob.sync_group(&g)).await;
+    let r = r.unwrap();
+    assert!(!r.read_keys && !r.read_removals, "{r:?}");
+    assert_eq!(full, 4, "a full poll of a member");
+    assert_eq!(quick, 1, "a poll inside the 60 s window");
+    println!("member poll: {full} onion requests in full, {quick} inside the window");
+
+    // A message in the window: read from 11 without 12/13.
+    alice.send_group_text(&g, "plain").await.unwrap();
+    let r = wait_until("the message", EVENT_TIMEOUT, || async {
+        let r = bob.sync_group(&g).await.unwrap();
+        texts(&bob, &g).iter().any(|t| t == "plain").then_some(r)
+    })
+    .await;
+    assert!(!r.read_keys, "a plain message needs no key read: {r:?}");
+
+    // A notice (rename) makes the next poll read 12 and 13 at once, inside
+    // the window, and the new name is applied.
+    alice.rename_group(&g, "Cadence 2").await.unwrap();
+    let r = wait_until("the rename", EVENT_TIMEOUT, || async {
+        let r = bob.sync_group(&g).await.unwrap();
+        (bob.group_info(&g).unwrap().name == "Cadence 2").then_some(r)
+    })
+    .await;
+    assert!(r.read_keys, "a notice must prompt a read of 12/13: {r:?}");
+    // And the window restarts.
+    let (r, n) = onion_requests(&bob, bob.sync_group(&g)).await;
+    assert!(!r.unwrap().read_keys);
+    assert_eq!(n, 1);
+
+    // The poll times are persisted: a restarted client keeps the cadence.
+    bob.persist().await.unwrap();
+    let dir = accts.dir.path().join("bob");
+    drop(bob);
+    let profile = umbra_client::profile::Profile::open(&dir, None).unwrap();
+    let bob = Client::open(
+        profile,
+        network().clone(),
+        umbra_proto::path::PathConfig::default().with_min_usable_nodes(4),
+    )
+    .unwrap();
+    ready(&[&bob]).await;
+    let (r, n) = onion_requests(&bob, bob.sync_group(&g)).await;
+    let r = r.unwrap();
+    assert!(!r.read_keys && !r.read_removals, "{r:?}");
+    assert_eq!(n, 1);
+}
+
+/// The expiry of each item of `ns`, by hash.
+async fn expiries(
+    c: &Client,
+    g: &AccountId,
+    ns: Namespace,
+) -> std::collections::BTreeMap<String, u64> {
+    c.fetch_group_raw(g, ns)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.hash.as_str().to_string(), m.expiration))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_upkeep() {
+    let accts = Accounts::new(network());
+    let alice = accts.client("alice");
+    let bob = accts.client("bob");
+    let carol = accts.client("carol");
+    ready(&[&alice]).await;
+    // v1 (generation 1), v2 and v3 (renames, generation 1), v4 (generation 2).
+    let g = alice
+        .create_group("Keep", &[bob.account_id()])
+        .await
+        .unwrap();
+    alice.rename_group(&g, "Keep 2").await.unwrap();
+    alice.rename_group(&g, "Keep 3").await.unwrap();
+    alice
+        .add_group_members(&g, &[carol.account_id()])
+        .await
+        .unwrap();
+    let keys0 = expiries(&alice, &g, Namespace::GROUP_KEYS).await;
+    let docs0 = expiries(&alice, &g, Namespace::GROUP_STATE).await;
+    assert_eq!((keys0.len(), docs0.len()), (2, 4));
+
+    // The spec's thresholds: everything is fresh and newer than an hour.
+    let r = alice.refresh_group(&g).await.unwrap();
+    assert_eq!((r.extended, r.deleted), (0, 0), "{r:?}");
+    assert_eq!(expiries(&alice, &g, Namespace::GROUP_STATE).await, docs0);
+    assert_eq!(expiries(&alice, &g, Namespace::GROUP_KEYS).await, keys0);
+
+    // Make every item "below the threshold" and the hour elapsed.
+    alice
+        .set_group_upkeep(umbra_proto::group::KEYS_TTL_MS + 1, 0)
+        .unwrap();
+    let r = alice.refresh_group(&g).await.unwrap();
+    assert_eq!(r.deleted, 2, "v1 and v2 deleted: {r:?}");
+    assert_eq!(r.extended, 2, "the newest bundle and v4 extended: {r:?}");
+
+    // The newest bundle is extended, generation 1's is left to expire.
+    let keys1 = expiries(&alice, &g, Namespace::GROUP_KEYS).await;
+    assert_eq!(keys1.len(), 2);
+    let extended: Vec<&String> = keys1
+        .iter()
+        .filter(|(h, e)| *e > &keys0[*h])
+        .map(|(h, _)| h)
+        .collect();
+    let kept: Vec<&String> = keys1
+        .iter()
+        .filter(|(h, e)| *e == &keys0[*h])
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(
+        (extended.len(), kept.len()),
+        (1, 1),
+        "{keys0:?} → {keys1:?}"
+    );
+    // v3 (generation 1's roster) stays as it was; v4 (current) is extended.
+    let docs1 = expiries(&alice, &g, Namespace::GROUP_STATE).await;
+    assert_eq!(docs1.len(), 2, "{docs1:?}");
+    let longer = docs1.iter().filter(|(h, e)| *e > &docs0[*h]).count();
+    let same = docs1.iter().filter(|(h, e)| *e == &docs0[*h]).count();
+    assert_eq!((longer, same), (1, 1), "{docs0:?} → {docs1:?}");
+    // The admin's state is unchanged and a new member can still read both
+    // the current state and generation 2.
+    let info = alice.group_info(&g).unwrap();
+    assert_eq!((info.name.as_str(), info.generation), ("Keep 3", Some(2)));
+    ready(&[&carol]).await;
+    join(&carol, &g).await;
+    assert_eq!(carol.group_info(&g).unwrap().name, "Keep 3");
+    // Back to the spec's thresholds: nothing is due (the document that
+    // carol's join superseded is younger than an hour).
+    alice
+        .set_group_upkeep(umbra_proto::group::EXTEND_BELOW_MS, 3_600_000)
+        .unwrap();
+    let r = alice.refresh_group(&g).await.unwrap();
+    assert_eq!((r.extended, r.deleted), (0, 0), "{r:?}");
 }
