@@ -16,9 +16,11 @@
 //! and 10 s after this device published), −11 every 10 minutes (at once
 //! after the swarm refused our subaccount); [`Client::refresh_group`] reads
 //! all of them (admin operations and accepting an invite use it; sending
-//! reads 12 and 13 first as before). Each namespace is one onion `retrieve`
-//! (no `batch` yet). After reading 12 and 13 an admin does the housekeeping
-//! of §3.4 and §4.3 ([`umbra_proto::group::plan_upkeep`]): `expire` with
+//! reads 12 and 13 first as before). The namespaces due are read with one
+//! onion `batch` of `retrieve`s (`storage-rpc.md` §9.13; further pages, and
+//! a node refusing the batch, fall back to single `retrieve`s), so a poll is
+//! one onion request whatever is due. After reading 12 and 13 an admin does
+//! the housekeeping of §3.4 and §4.3 ([`umbra_proto::group::plan_upkeep`]): `expire` with
 //! `extend` of the newest bundle and the current document below 15 days
 //! left, `delete` of superseded documents an hour after a newer one (both
 //! thresholds are a profile setting, [`Client::set_group_upkeep`]).
@@ -55,8 +57,11 @@ use umbra_proto::identity::{AccountId, IdPrefix};
 use umbra_proto::message::protos::{DataMessage, UnsendRequest};
 use umbra_proto::message::{Content, Opened};
 use umbra_proto::rpc::sign::{ExpireMode, Signer, SubaccountToken};
-use umbra_proto::rpc::types::{DeleteAllParams, RevokeSubaccountParams, Tokens};
-use umbra_proto::rpc::{MessageHash, Namespace, NamespaceSel, sign};
+use umbra_proto::rpc::types::{
+    BatchParams, BatchResponse, DeleteAllParams, RetrieveParams, RetrieveResponse,
+    RevokeSubaccountParams, SubRequest, Tokens,
+};
+use umbra_proto::rpc::{MessageHash, Namespace, NamespaceSel, message_hash, sign};
 use zeroize::Zeroizing;
 
 use crate::api::{Api, ApiError, Retrieved};
@@ -1225,6 +1230,146 @@ impl Client {
         Ok(())
     }
 
+    /// Reads several namespaces of the group's swarm in one onion `batch`
+    /// (`storage-rpc.md` §9.13; §9: "members poll with one `batch`"): one
+    /// `retrieve` subrequest per `(namespace, last hash)`, each signed on
+    /// its own. A namespace whose page says `more` is read on with single
+    /// `retrieve`s. One result per namespace, in order; `Err` when the
+    /// batch itself failed (no path, timeout, malformed reply). A node that
+    /// refuses the batch as a whole is asked namespace by namespace instead.
+    async fn fetch_many(
+        &self,
+        st: &GroupState,
+        wanted: &[(Namespace, Option<&String>)],
+    ) -> Result<Vec<Result<Vec<Retrieved>, ApiError>>, ApiError> {
+        if wanted.len() == 1 {
+            let (ns, after) = wanted[0];
+            return Ok(vec![self.fetch_ns(st, after, ns).await]);
+        }
+        let first = match self.batch_retrieve(st, wanted).await {
+            Ok(pages) => pages,
+            Err(ApiError::Refused { .. }) => {
+                let mut out = Vec::with_capacity(wanted.len());
+                for (ns, after) in wanted {
+                    out.push(self.fetch_ns(st, *after, *ns).await);
+                }
+                return Ok(out);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::with_capacity(wanted.len());
+        for ((ns, _), page) in wanted.iter().zip(first) {
+            out.push(match page {
+                Ok((mut items, true)) => {
+                    let last = items.last().map(|m| m.hash.as_str().to_string());
+                    match self.fetch_ns(st, last.as_ref(), *ns).await {
+                        Ok(more) => {
+                            items.extend(more);
+                            Ok(items)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Ok((items, false)) => Ok(items),
+                Err(e) => Err(e),
+            });
+        }
+        Ok(out)
+    }
+
+    /// One `batch` of `retrieve`s: per namespace, the first page and
+    /// whether more follow, or the subrequest's refusal.
+    async fn batch_retrieve(
+        &self,
+        st: &GroupState,
+        wanted: &[(Namespace, Option<&String>)],
+    ) -> Result<Vec<Result<(Vec<Retrieved>, bool), ApiError>>, ApiError> {
+        const M: &str = "batch";
+        let id = st.group_id();
+        let signer = self
+            .group_signer(st)
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        let now = self.network().network_now().await;
+        let mut requests = Vec::with_capacity(wanted.len());
+        for (ns, after) in wanted {
+            let params = RetrieveParams {
+                pubkey: id,
+                namespace: *ns,
+                last_hash: after.and_then(|h| MessageHash::parse(h).ok()),
+                max_count: None,
+                max_size: None,
+                timestamp: Some(now),
+                auth: signer.auth(&sign::retrieve_string(*ns, now)),
+            };
+            let params = match serde_json::to_value(&params) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => return Err(ApiError::Invalid("retrieve params".into())),
+            };
+            requests.push(SubRequest {
+                method: "retrieve".into(),
+                params,
+            });
+        }
+        let params = serde_json::to_value(BatchParams { requests })
+            .map_err(|e| ApiError::Invalid(format!("batch params: {e}")))?;
+        let reply =
+            tokio::time::timeout(CALL_TIMEOUT, self.network().storage_request(&id, M, params))
+                .await
+                .map_err(|_| ApiError::Timeout {
+                    method: M,
+                    after: CALL_TIMEOUT,
+                })?
+                .map_err(|source| ApiError::Path { method: M, source })?;
+        if reply.status != 200 {
+            return Err(ApiError::Refused {
+                method: M,
+                status: reply.status,
+                text: reply.error_text(),
+            });
+        }
+        let bad_reply = |reason: String| ApiError::BadReply { method: M, reason };
+        let batch: BatchResponse =
+            serde_json::from_value(reply.body).map_err(|e| bad_reply(e.to_string()))?;
+        if batch.results.len() != wanted.len() {
+            return Err(bad_reply(format!(
+                "{} results for {} requests",
+                batch.results.len(),
+                wanted.len()
+            )));
+        }
+        Ok(wanted
+            .iter()
+            .zip(batch.results)
+            .map(|((ns, _), r)| {
+                if r.code != 200 {
+                    return Err(ApiError::Refused {
+                        method: "retrieve",
+                        status: r.code,
+                        text: match r.body {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        },
+                    });
+                }
+                let page: RetrieveResponse = serde_json::from_value(r.body)
+                    .map_err(|e| bad_reply(format!("retrieve: {e}")))?;
+                let items = page
+                    .messages
+                    .into_iter()
+                    // A message whose hash does not match its data is dropped.
+                    .filter(|m| message_hash(&id, *ns, &m.data.0) == m.hash)
+                    .map(|m| Retrieved {
+                        hash: m.hash,
+                        timestamp: m.timestamp,
+                        expiration: m.expiration,
+                        data: m.data.0,
+                    })
+                    .collect();
+                Ok((items, page.more))
+            })
+            .collect())
+    }
+
     /// Fetches all pages of one namespace after the stored last hash.
     async fn fetch_ns(
         &self,
@@ -1253,43 +1398,59 @@ impl Client {
         Ok(out)
     }
 
-    /// Fetches and ingests namespaces 12 and 13 (bundles first); returns
-    /// what they held (bundles, documents).
+    /// Ingests what namespaces 12 and 13 held (bundles first).
+    fn ingest_keys_and_state(
+        &self,
+        st: &mut GroupState,
+        report: &mut GroupSyncReport,
+        bundles: &[Retrieved],
+        docs: &[Retrieved],
+        now: u64,
+    ) {
+        let me = self.profile().keys();
+        for m in bundles {
+            match st.ingest_bundle(&m.data, me, now) {
+                Ok(
+                    umbra_proto::group::BundleOutcome::NewCurrent
+                    | umbra_proto::group::BundleOutcome::KeptForReading,
+                ) => report.new_keys += 1,
+                Ok(_) => {}
+                // Not for us (a generation we are not in), or not signed by
+                // the group key: ignored (§2, §3.3).
+                Err(_) => report.rejected += 1,
+            }
+        }
+        for m in docs {
+            match st.ingest_state(&m.data) {
+                Ok(umbra_proto::group::StateOutcome::NewCurrent) => report.new_states += 1,
+                Ok(_) => {}
+                Err(_) => report.rejected += 1,
+            }
+        }
+    }
+
+    /// Fetches namespaces 12 and 13 whole (one `batch`) and ingests them;
+    /// returns what they held (bundles, documents). They are small: re-read
+    /// whole each time, so a document that waited for its key is seen again.
     async fn refresh_keys_and_state(
         &self,
         st: &mut GroupState,
         report: &mut GroupSyncReport,
     ) -> Result<(Vec<Retrieved>, Vec<Retrieved>), ApiError> {
-        let me = self.profile().keys();
         let now = self.now().await;
-        let mut fetched = Vec::with_capacity(2);
-        for ns in [Namespace::GROUP_KEYS, Namespace::GROUP_STATE] {
-            let items = self.fetch_ns(st, None, ns).await?;
-            for m in &items {
-                let r = if ns == Namespace::GROUP_KEYS {
-                    st.ingest_bundle(&m.data, me, now).map(|o| {
-                        o == umbra_proto::group::BundleOutcome::NewCurrent
-                            || o == umbra_proto::group::BundleOutcome::KeptForReading
-                    })
-                } else {
-                    st.ingest_state(&m.data)
-                        .map(|o| o == umbra_proto::group::StateOutcome::NewCurrent)
-                };
-                match r {
-                    Ok(true) if ns == Namespace::GROUP_KEYS => report.new_keys += 1,
-                    Ok(true) => report.new_states += 1,
-                    Ok(false) => {}
-                    // Not for us (a generation we are not in), or not signed
-                    // by the group key: ignored (§2, §3.3).
-                    Err(_) => report.rejected += 1,
-                }
-            }
-            // Namespaces 12 and 13 are small: re-read them whole each time,
-            // so a document that waited for its key is seen again.
-            fetched.push(items);
-        }
-        let docs = fetched.pop().unwrap_or_default();
-        let bundles = fetched.pop().unwrap_or_default();
+        let mut r = self
+            .fetch_many(
+                st,
+                &[
+                    (Namespace::GROUP_KEYS, None),
+                    (Namespace::GROUP_STATE, None),
+                ],
+            )
+            .await?
+            .into_iter();
+        let bundles = r.next().unwrap_or_else(|| Ok(Vec::new()))?;
+        let docs = r.next().unwrap_or_else(|| Ok(Vec::new()))?;
+        self.ingest_keys_and_state(st, report, &bundles, &docs, now);
         Ok((bundles, docs))
     }
 
@@ -1302,11 +1463,20 @@ impl Client {
     ) -> Result<(), ApiError> {
         let at = self.now().await;
         let fetched = self.refresh_keys_and_state(st, report).await?;
+        Self::note_keys_read(flags, report, at, fetched);
+        Ok(())
+    }
+
+    fn note_keys_read(
+        flags: &mut PollFlags,
+        report: &mut GroupSyncReport,
+        at: u64,
+        fetched: (Vec<Retrieved>, Vec<Retrieved>),
+    ) {
         flags.keys_read_at = Some(at);
         flags.fetched = Some(fetched);
         flags.notice_pending = false;
         report.read_keys = true;
-        Ok(())
     }
 
     /// Polls one group on the §9 cadence: namespace 11 always; 12 and 13
@@ -1343,17 +1513,48 @@ impl Client {
         let admin = st.is_admin();
         let due = due_polls(&rec.poll_times(), now, admin, false);
         let mut flags = PollFlags::default();
-        if force || due.keys_state {
-            match self.read_keys(&mut st, &mut report, &mut flags).await {
-                Ok(()) => self.save_group(&st, &mut rec)?,
+        // One batch: 12 and 13 when due, 11, −11 when due (§9).
+        let keys_due = force || due.keys_state;
+        let removals_due = !admin && (force || due.removals);
+        let mut wanted: Vec<(Namespace, Option<String>)> = Vec::with_capacity(4);
+        if keys_due {
+            wanted.push((Namespace::GROUP_KEYS, None));
+            wanted.push((Namespace::GROUP_STATE, None));
+        }
+        for (ns, due) in [
+            (Namespace::GROUP_MESSAGES, true),
+            (Namespace::GROUP_REMOVALS, removals_due),
+        ] {
+            if due {
+                wanted.push((ns, rec.last_hash.get(&ns.get()).cloned()));
+            }
+        }
+        let refs: Vec<(Namespace, Option<&String>)> =
+            wanted.iter().map(|(ns, h)| (*ns, h.as_ref())).collect();
+        let mut results = self
+            .fetch_many(&st, &refs)
+            .await
+            .map_err(api_err)?
+            .into_iter();
+        if keys_due {
+            let bundles = results.next().unwrap_or_else(|| Ok(Vec::new()));
+            let docs = results.next().unwrap_or_else(|| Ok(Vec::new()));
+            match bundles.and_then(|b| docs.map(|d| (b, d))) {
+                Ok((b, d)) => {
+                    self.ingest_keys_and_state(&mut st, &mut report, &b, &d, now);
+                    Self::note_keys_read(&mut flags, &mut report, now, (b, d));
+                    self.save_group(&st, &mut rec)?;
+                }
                 Err(ApiError::Refused { status, text, .. }) => {
                     report.refused = Some((status, text));
                 }
                 Err(e) => return Err(api_err(e)),
             }
         }
+        let messages = results.next().unwrap_or_else(|| Ok(Vec::new()));
+        let removals = results.next();
         if report.refused.is_none() {
-            self.poll_messages(&mut st, &mut rec, &mut report, &mut flags)
+            self.poll_messages(&mut st, &mut rec, &mut report, &mut flags, messages)
                 .await?;
         }
         // §9: 12 and 13 at once after any notice.
@@ -1370,9 +1571,20 @@ impl Client {
         if let Some(t) = flags.published_at {
             rec.published_ms = Some(t);
         }
-        let due = due_polls(&rec.poll_times(), now, admin, report.refused.is_some());
-        if !admin && (force || due.removals) && self.poll_removals(&st, &mut rec, &mut report).await
-        {
+        // −11: from the batch, or at once after a refusal (a likely removal).
+        let removals = match removals {
+            Some(r) => Some(r),
+            None if !admin && report.refused.is_some() => {
+                let after = rec.last_hash.get(&Namespace::GROUP_REMOVALS.get()).cloned();
+                Some(
+                    self.fetch_ns(&st, after.as_ref(), Namespace::GROUP_REMOVALS)
+                        .await,
+                )
+            }
+            None => None,
+        };
+        if let Some(Ok(items)) = removals {
+            self.apply_removals(&st, &mut rec, &mut report, &items, now);
             rec.polled_removals_ms = Some(now);
         }
         self.save_group(&st, &mut rec)?;
@@ -1476,31 +1688,21 @@ impl Client {
         Ok(())
     }
 
-    /// Reads namespace −11 for a removal notice; whether it was read.
-    async fn poll_removals(
+    /// Applies what namespace −11 held: a removal notice for us (§7.3).
+    fn apply_removals(
         &self,
         st: &GroupState,
         rec: &mut Record,
         report: &mut GroupSyncReport,
-    ) -> bool {
-        let items = match self
-            .fetch_ns(
-                st,
-                rec.last_hash.get(&Namespace::GROUP_REMOVALS.get()),
-                Namespace::GROUP_REMOVALS,
-            )
-            .await
-        {
-            Ok(i) => i,
-            Err(_) => return false,
-        };
+        items: &[Retrieved],
+        now: u64,
+    ) {
         report.read_removals = true;
         let id = st.group_id();
-        for m in &items {
+        for m in items {
             if open_removal_notice(&m.data, self.profile().keys(), &id).is_ok() {
                 rec.removed = true;
                 report.removed = true;
-                let now = self.now().await;
                 if let Err(e) =
                     self.insert_status(&id, &id, now, "you were removed from the group".into())
                 {
@@ -1512,7 +1714,6 @@ impl Client {
             rec.last_hash
                 .insert(Namespace::GROUP_REMOVALS.get(), m.hash.as_str().to_string());
         }
-        true
     }
 
     async fn poll_messages(
@@ -1521,15 +1722,9 @@ impl Client {
         rec: &mut Record,
         report: &mut GroupSyncReport,
         flags: &mut PollFlags,
+        fetched: Result<Vec<Retrieved>, ApiError>,
     ) -> Result<(), ClientError> {
-        let items = match self
-            .fetch_ns(
-                st,
-                rec.last_hash.get(&Namespace::GROUP_MESSAGES.get()),
-                Namespace::GROUP_MESSAGES,
-            )
-            .await
-        {
+        let items = match fetched {
             Ok(i) => i,
             Err(ApiError::Refused { status, text, .. }) => {
                 report.refused = Some((status, text));

@@ -13,8 +13,9 @@
 //! someone else's message is ignored by everyone.
 //!
 //! `polling_cadence`: a member's poll reads namespace 11 only inside the
-//! 60 s window (one onion request instead of four), a notice prompts an
-//! immediate read of 12 and 13, and the poll times survive a restart.
+//! 60 s window (and a full poll is one onion `batch` instead of four
+//! requests), a notice or a rekey (a decryption miss) prompts an immediate
+//! read of 12 and 13, and the poll times survive a restart.
 //! `admin_upkeep`: an admin extends the newest bundle and the current state
 //! document when below the keep-alive threshold, leaves older bundles and
 //! each generation's last document alone, and deletes superseded documents.
@@ -462,7 +463,7 @@ async fn polling_cadence() {
         .unwrap();
     join(&bob, &g).await;
 
-    // A full read: 12, 13, 11 and −11, one onion request each.
+    // A full read: 12, 13, 11 and −11 in one onion `batch`.
     let (r, full) = onion_requests(&bob, bob.refresh_group(&g)).await;
     let r = r.unwrap();
     assert!(r.read_keys && r.read_removals, "{r:?}");
@@ -470,9 +471,18 @@ async fn polling_cadence() {
     let (r, quick) = onion_requests(&bob, bob.sync_group(&g)).await;
     let r = r.unwrap();
     assert!(!r.read_keys && !r.read_removals, "{r:?}");
-    assert_eq!(full, 4, "a full poll of a member");
+    assert_eq!(full, 1, "a full poll of a member is one batch");
     assert_eq!(quick, 1, "a poll inside the 60 s window");
-    println!("member poll: {full} onion requests in full, {quick} inside the window");
+    let mut skipped = 0;
+    for ns in [Namespace::GROUP_KEYS, Namespace::GROUP_STATE] {
+        for m in bob.fetch_group_raw(&g, ns).await.unwrap() {
+            skipped += m.data.len();
+        }
+    }
+    println!(
+        "member poll: {full} onion request(s) in full, {quick} inside the window; \
+         the window skips {skipped} bytes of namespaces 12 and 13"
+    );
 
     // A message in the window: read from 11 without 12/13.
     alice.send_group_text(&g, "plain").await.unwrap();
@@ -496,6 +506,31 @@ async fn polling_cadence() {
     let (r, n) = onion_requests(&bob, bob.sync_group(&g)).await;
     assert!(!r.unwrap().read_keys);
     assert_eq!(n, 1);
+
+    // A rekey inside the window: the notice is under the new generation,
+    // so it misses; the miss reads 12 and 13 at once and bob reads the
+    // notice and the next message under generation 2.
+    let carol = accts.client("carol");
+    alice
+        .add_group_members(&g, &[carol.account_id()])
+        .await
+        .unwrap();
+    alice.send_group_text(&g, "under two").await.unwrap();
+    // (Well inside the 60 s window: any read of 12/13 was prompted.)
+    let read_keys = std::sync::atomic::AtomicBool::new(false);
+    wait_until("the rekey", EVENT_TIMEOUT, || async {
+        let r = bob.sync_group(&g).await.unwrap();
+        if r.read_keys {
+            read_keys.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        texts(&bob, &g)
+            .iter()
+            .any(|t| t == "under two")
+            .then_some(())
+    })
+    .await;
+    assert!(read_keys.into_inner(), "the rekey was not read at once");
+    assert_eq!(bob.group_info(&g).unwrap().generation, Some(2));
 
     // The poll times are persisted: a restarted client keeps the cadence.
     bob.persist().await.unwrap();
