@@ -147,6 +147,9 @@ struct PollFlags {
     refreshed: bool,
     /// A notice was processed and 12 and 13 were not read after it.
     notice_pending: bool,
+    /// Reading 12 and 13 on a miss failed: the missed items are read again
+    /// next time, and so are 12 and 13.
+    miss_read_failed: bool,
     /// We published a bundle or state document (acting on a notice).
     published_at: Option<u64>,
 }
@@ -1564,7 +1567,7 @@ impl Client {
                 tracing::debug!(group = %id.short(), "reading 12/13 after a notice failed: {e}");
             }
         }
-        rec.keys_prompted = flags.notice_pending;
+        rec.keys_prompted = flags.notice_pending || flags.miss_read_failed;
         if let Some(t) = flags.keys_read_at {
             rec.polled_keys_ms = Some(t);
         }
@@ -1754,7 +1757,9 @@ impl Client {
             ) && !flags.refreshed
             {
                 flags.refreshed = true;
-                let _ = self.read_keys(st, report, flags).await;
+                if self.read_keys(st, report, flags).await.is_err() {
+                    flags.miss_read_failed = true;
+                }
                 msg = st.receive(&m.data, now);
             }
             let done = match msg {
@@ -1763,6 +1768,8 @@ impl Client {
                     true
                 }
                 Err(GroupError::RosterUnknown { .. }) => false,
+                // The keys could not be read: try this item again.
+                Err(GroupError::DecryptFailed { .. }) if flags.miss_read_failed => false,
                 Err(GroupError::DecryptFailed { .. }) => {
                     // Perhaps under a key we get later (shared history).
                     report.rejected += 1;
