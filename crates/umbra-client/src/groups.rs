@@ -22,13 +22,15 @@
 //! one onion request whatever is due. After reading 12 and 13 an admin does
 //! the housekeeping of §3.4 and §4.3 ([`umbra_proto::group::plan_upkeep`]): `expire` with
 //! `extend` of the newest bundle and the current document below 15 days
-//! left, `delete` of superseded documents an hour after a newer one (both
+//! left (stored again from its own copies when the swarm lost them),
+//! `delete` of superseded documents an hour after a newer one (both
 //! thresholds are a profile setting, [`Client::set_group_upkeep`]).
 //!
 //! Local state: one encrypted blob per group (`group:<id hex>`, JSON with
 //! hex fields: the key ring, the verified state documents, the group seed
 //! for admins, `member_auth` for members, last hashes, removed flag, the
-//! last poll times so a restarted client keeps the cadence), an index blob
+//! last poll times so a restarted client keeps the cadence, and for admins
+//! the newest bundle seen), an index blob
 //! (`groups`), a blob of pending invites (`group-invites`) and the
 //! housekeeping thresholds when changed (`group-upkeep`).
 //! Group messages are kept in the messages table with the group's `03`
@@ -49,9 +51,9 @@ use umbra_proto::group::control::{
     verify_invite, verify_promote,
 };
 use umbra_proto::group::{
-    ExpandRng, GroupError, GroupKeys, GroupState, KEYS_TTL_MS, KeyRing, LeavePlan, MESSAGE_TTL_MS,
-    MemberAuth, MemberStatus, PollTimes, Publication, Role, StoredItem, UpkeepConfig, due_polls,
-    plan_upkeep,
+    ExpandRng, GroupError, GroupKeys, GroupState, Held, KEYS_TTL_MS, KeyRing, LeavePlan,
+    MESSAGE_TTL_MS, MemberAuth, MemberStatus, PollTimes, Publication, Role, StoredItem,
+    UpkeepConfig, due_polls, plan_upkeep,
 };
 use umbra_proto::identity::{AccountId, IdPrefix};
 use umbra_proto::message::protos::{DataMessage, UnsendRequest};
@@ -115,6 +117,10 @@ struct Record {
     /// A notice or a miss asked for 12 and 13 and reading them failed.
     #[serde(default)]
     keys_prompted: bool,
+    /// Admins: the newest bundle seen in namespace 12 (hex), stored again
+    /// if the swarm loses it (§3.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bundle: Option<String>,
 }
 
 impl Record {
@@ -256,6 +262,9 @@ pub struct GroupSyncReport {
     pub extended: usize,
     /// Superseded state documents an admin deleted (§4.3).
     pub deleted: usize,
+    /// Bundles and state documents an admin stored again from its own
+    /// copies because the swarm no longer had them (§3.4).
+    pub restored: usize,
 }
 
 fn api_err(e: ApiError) -> ClientError {
@@ -1169,6 +1178,26 @@ impl Client {
         self.fetch_ns(&st, None, namespace).await.map_err(api_err)
     }
 
+    /// Deletes items of the group's swarm by hash with the group key
+    /// (admins; diagnostics and tests: simulating items that expired).
+    /// Returns how many a swarm member confirmed deleting.
+    pub async fn delete_group_raw(
+        &self,
+        id: &AccountId,
+        hashes: &[MessageHash],
+    ) -> Result<usize, ClientError> {
+        let (st, _) = self.load_group(id)?;
+        let keys = st
+            .admin_keys()
+            .ok_or_else(|| group_err(GroupError::NotAdmin))?;
+        let out = self
+            .group_api()
+            .delete(id, &keys.signer(), hashes)
+            .await
+            .map_err(api_err)?;
+        Ok(out.deleted.len())
+    }
+
     /// Decrypts a namespace-11 item with the keys this device holds and
     /// applies the receiving rules of §6.3; returns the sender and body.
     pub async fn open_group_item(
@@ -1590,10 +1619,10 @@ impl Client {
             self.apply_removals(&st, &mut rec, &mut report, &items, now);
             rec.polled_removals_ms = Some(now);
         }
-        self.save_group(&st, &mut rec)?;
         if let Some((bundles, docs)) = &flags.fetched {
-            self.upkeep(&st, bundles, docs, &mut report).await;
+            self.upkeep(&st, &mut rec, bundles, docs, &mut report).await;
         }
+        self.save_group(&st, &mut rec)?;
         // Concurrent admin changes: settle them (§3.5, §4.3).
         if st.is_admin() && st.needs_reissue() {
             let now = self.now().await;
@@ -1607,12 +1636,15 @@ impl Client {
     }
 
     /// The admin housekeeping of §3.4 and §4.3 over what 12 and 13 held:
-    /// extends the newest bundle and the current document when due, deletes
-    /// superseded documents. Best effort: a failure is retried at the next
-    /// read of 12 and 13.
+    /// extends the newest bundle and the current document when due, stores
+    /// them again from the held copies when the swarm no longer has them,
+    /// deletes superseded documents, and holds the newest bundle seen (in
+    /// `rec`). Best effort: a failure is retried at the next read of 12
+    /// and 13.
     async fn upkeep(
         &self,
         st: &GroupState,
+        rec: &mut Record,
         bundles: &[Retrieved],
         docs: &[Retrieved],
         report: &mut GroupSyncReport,
@@ -1629,12 +1661,35 @@ impl Client {
         };
         let id = st.group_id();
         let now = self.now().await;
-        let plan = plan_upkeep(&id, &stored(bundles), &stored(docs), now, &cfg);
+        let held_bundle = rec.bundle.as_deref().and_then(|h| hex::decode(h).ok());
+        let held = Held {
+            bundle: held_bundle.as_deref(),
+            document: st.current_document().map(|d| d.to_bytes()),
+        };
+        let plan = plan_upkeep(&id, &stored(bundles), &stored(docs), held, now, &cfg);
+        if let Some(b) = &plan.newest_bundle
+            && held_bundle.as_deref() != Some(b.as_slice())
+        {
+            rec.bundle = Some(hex::encode(b));
+        }
         if plan.is_empty() {
             return;
         }
         let signer = keys.signer();
         let api = self.group_api();
+        for (ns, data) in [
+            (Namespace::GROUP_KEYS, &plan.restore_bundle),
+            (Namespace::GROUP_STATE, &plan.restore_document),
+        ] {
+            let Some(data) = data else { continue };
+            match api
+                .send_to_swarm(&id, Some(&signer), ns, data, KEYS_TTL_MS)
+                .await
+            {
+                Ok(_) => report.restored += 1,
+                Err(e) => tracing::debug!(group = %id.short(), "storing keys again failed: {e}"),
+            }
+        }
         if !plan.extend.is_empty() {
             match api
                 .expire(

@@ -19,6 +19,8 @@
 //! `admin_upkeep`: an admin extends the newest bundle and the current state
 //! document when below the keep-alive threshold, leaves older bundles and
 //! each generation's last document alone, and deletes superseded documents.
+//! `admin_restores_lost_keys`: an admin stores its newest bundle and current
+//! document again when the swarm lost them, and an invitee can then join.
 //!
 //! Waits use [`wait_until`] (poll with a deadline), never fixed sleeps.
 #![allow(
@@ -638,4 +640,47 @@ async fn admin_upkeep() {
         .unwrap();
     let r = alice.refresh_group(&g).await.unwrap();
     assert_eq!((r.extended, r.deleted), (0, 0), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_restores_lost_keys() {
+    let accts = Accounts::new(network());
+    let alice = accts.client("alice");
+    let bob = accts.client("bob");
+    ready(&[&alice, &bob]).await;
+    let g = alice
+        .create_group("Lost", &[bob.account_id()])
+        .await
+        .unwrap();
+    // The admin reads 12/13 once and so holds the newest bundle.
+    let r = alice.refresh_group(&g).await.unwrap();
+    assert_eq!(r.restored, 0, "{r:?}");
+    let (mut hashes, mut before) = (Vec::new(), Vec::new());
+    for ns in [Namespace::GROUP_KEYS, Namespace::GROUP_STATE] {
+        let items = alice.fetch_group_raw(&g, ns).await.unwrap();
+        assert_eq!(items.len(), 1);
+        hashes.push(items[0].hash.clone());
+        before.push(items[0].data.clone());
+    }
+    // Both expire from the swarm (simulated by deleting them).
+    assert_eq!(alice.delete_group_raw(&g, &hashes).await.unwrap(), 2);
+    for ns in [Namespace::GROUP_KEYS, Namespace::GROUP_STATE] {
+        assert!(alice.fetch_group_raw(&g, ns).await.unwrap().is_empty());
+    }
+    // The admin's next read stores its copies again, byte for byte.
+    let r = alice.refresh_group(&g).await.unwrap();
+    assert_eq!(r.restored, 2, "{r:?}");
+    for (ns, data) in [Namespace::GROUP_KEYS, Namespace::GROUP_STATE]
+        .into_iter()
+        .zip(&before)
+    {
+        let items = alice.fetch_group_raw(&g, ns).await.unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(&items[0].data, data);
+    }
+    let r = alice.refresh_group(&g).await.unwrap();
+    assert_eq!(r.restored, 0, "{r:?}");
+    // So an invitee can still join: it reads the key and the roster.
+    join(&bob, &g).await;
+    assert_eq!(bob.group_info(&g).unwrap().name, "Lost");
 }

@@ -3,8 +3,10 @@
 //! `now_ms` is a parameter and the client carries out the result.
 //!
 //! * [`plan_upkeep`]: given the items an admin fetched from namespaces 12
-//!   and 13 (bytes, hash, stored-at time and expiry), which hashes to extend
-//!   (`expire` with `extend`) and which superseded state documents to delete.
+//!   and 13 (bytes, hash, stored-at time and expiry) and what it holds
+//!   ([`Held`]), which hashes to extend (`expire` with `extend`), which
+//!   superseded state documents to delete, and which held items to store
+//!   again because the swarm no longer has them (§3.4 "re-store or extend").
 //!   Only the newest bundle (§3.5: highest `G`, then the smaller digest) and
 //!   the current state document (§4.3: highest `v`, then the smaller digest)
 //!   are kept alive, when their remaining lifetime is below 15 days; older
@@ -73,6 +75,17 @@ impl Default for UpkeepConfig {
     }
 }
 
+/// What the admin holds locally: the newest bundle it has seen and its
+/// current state document (bytes as stored), to re-store them when the
+/// swarm no longer has them (§3.4 "re-store or extend").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Held<'a> {
+    /// The newest bundle this device has seen in namespace 12.
+    pub bundle: Option<&'a [u8]>,
+    /// The current state document.
+    pub document: Option<&'a [u8]>,
+}
+
 /// What an admin does to namespaces 12 and 13 now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpkeepPlan {
@@ -83,12 +96,23 @@ pub struct UpkeepPlan {
     pub extend_to_ms: u64,
     /// Superseded state documents to delete.
     pub delete: Vec<MessageHash>,
+    /// The held bundle, to store again (30 days): newer than anything
+    /// namespace 12 returned (it expired or was deleted).
+    pub restore_bundle: Option<Vec<u8>>,
+    /// The held current document, to store again: namespace 13 returned
+    /// neither it nor a document that beats it.
+    pub restore_document: Option<Vec<u8>>,
+    /// The newest bundle seen (fetched or held): what to hold from now on.
+    pub newest_bundle: Option<Vec<u8>>,
 }
 
 impl UpkeepPlan {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.extend.is_empty() && self.delete.is_empty()
+        self.extend.is_empty()
+            && self.delete.is_empty()
+            && self.restore_bundle.is_none()
+            && self.restore_document.is_none()
     }
 }
 
@@ -96,12 +120,19 @@ fn due_for_extension(item: &StoredItem<'_>, now_ms: u64, cfg: &UpkeepConfig) -> 
     item.expiry_ms.saturating_sub(now_ms) < cfg.extend_below_ms
 }
 
+/// The §3.5 order of bundles: higher generation, then the smaller digest.
+fn bundle_rank(b: &KeyBundle) -> (u64, std::cmp::Reverse<[u8; 32]>) {
+    (b.generation(), std::cmp::Reverse(b.digest()))
+}
+
 /// Decides the housekeeping of §3.4 and §4.3 for the group `group_id` from
-/// the items fetched from namespace 12 (`bundles`) and 13 (`docs`).
+/// the items fetched from namespace 12 (`bundles`) and 13 (`docs`) and what
+/// the admin holds (`held`; items that do not verify are ignored).
 pub fn plan_upkeep(
     group_id: &AccountId,
     bundles: &[StoredItem<'_>],
     docs: &[StoredItem<'_>],
+    held: Held<'_>,
     now_ms: u64,
     cfg: &UpkeepConfig,
 ) -> UpkeepPlan {
@@ -110,20 +141,29 @@ pub fn plan_upkeep(
         ..UpkeepPlan::default()
     };
 
-    // The newest bundle (§3.5).
+    // The newest bundle (§3.5), fetched or held.
     let newest = bundles
         .iter()
         .filter_map(|it| {
             KeyBundle::parse(it.data, group_id)
                 .ok()
-                .map(|b| ((b.generation(), std::cmp::Reverse(b.digest())), it))
+                .map(|b| (bundle_rank(&b), it))
         })
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, it)| it);
-    if let Some(it) = newest
-        && due_for_extension(it, now_ms, cfg)
-    {
-        plan.extend.push(it.hash.clone());
+        .max_by(|a, b| a.0.cmp(&b.0));
+    let held_bundle = held.bundle.and_then(|b| KeyBundle::parse(b, group_id).ok());
+    match (newest, held_bundle) {
+        // The held one is newer than anything fetched: store it again.
+        (n, Some(h)) if n.is_none_or(|(rank, _)| bundle_rank(&h) > rank) => {
+            plan.restore_bundle = Some(h.to_bytes().to_vec());
+            plan.newest_bundle = Some(h.to_bytes().to_vec());
+        }
+        (Some((_, it)), _) => {
+            if due_for_extension(it, now_ms, cfg) {
+                plan.extend.push(it.hash.clone());
+            }
+            plan.newest_bundle = Some(it.data.to_vec());
+        }
+        (None, _) => {}
     }
 
     // State documents (§4.3).
@@ -135,13 +175,22 @@ pub fn plan_upkeep(
                 .map(|d| (d, it))
         })
         .collect();
-    let Some(current) = verified.iter().fold(
-        None::<&(StateDocument, &StoredItem<'_>)>,
-        |best, d| match best {
-            Some(b) if !d.0.beats(&b.0) => Some(b),
-            _ => Some(d),
-        },
-    ) else {
+    let current =
+        verified.iter().fold(
+            None::<&(StateDocument, &StoredItem<'_>)>,
+            |best, d| match best {
+                Some(b) if !d.0.beats(&b.0) => Some(b),
+                _ => Some(d),
+            },
+        );
+    if let Some(h) = held
+        .document
+        .and_then(|d| StateDocument::parse(d, group_id).ok())
+        && current.is_none_or(|(c, _)| h.beats(c))
+    {
+        plan.restore_document = Some(h.to_bytes().to_vec());
+    }
+    let Some(current) = current else {
         return plan;
     };
     if due_for_extension(current.1, now_ms, cfg) {
@@ -281,6 +330,8 @@ mod tests {
         rng: ExpandRng,
         bundles: Vec<Item>,
         docs: Vec<Item>,
+        /// The newest bundle the admin published.
+        held_bundle: Vec<u8>,
     }
 
     impl Fixture {
@@ -294,6 +345,7 @@ mod tests {
                 rng,
                 bundles: Vec::new(),
                 docs: Vec::new(),
+                held_bundle: Vec::new(),
             };
             f.record(&p, T0);
             f
@@ -305,6 +357,7 @@ mod tests {
             let id = self.id();
             if let Some(b) = &p.bundle {
                 self.bundles.push(Item::new(&id, 12, b.to_bytes(), at));
+                self.held_bundle = b.to_bytes().to_vec();
             }
             self.docs.push(Item::new(&id, 13, p.state.to_bytes(), at));
         }
@@ -319,11 +372,19 @@ mod tests {
                 .unwrap();
             self.record(&p, at);
         }
+        /// What the admin holds: its newest bundle and current document.
+        fn held(&self) -> Held<'_> {
+            Held {
+                bundle: Some(&self.held_bundle),
+                document: self.st.current_document().map(StateDocument::to_bytes),
+            }
+        }
         fn plan(&self, now: u64) -> UpkeepPlan {
             plan_upkeep(
                 &self.id(),
                 &views(&self.bundles),
                 &views(&self.docs),
+                self.held(),
                 now,
                 &UpkeepConfig::default(),
             )
@@ -514,6 +575,7 @@ mod tests {
             rng: ExpandRng::new([2; 32]),
             bundles: Vec::new(),
             docs: Vec::new(),
+            held_bundle: Vec::new(),
         };
         let id = f.id();
         let mut junk = Item::new(&id, 13, b"not bencode", T0);
@@ -526,6 +588,7 @@ mod tests {
             &id,
             &views(&f.bundles),
             &docs,
+            Held::default(),
             T0 + 20 * DAY,
             &UpkeepConfig::default(),
         );
@@ -539,6 +602,10 @@ mod tests {
                 &id,
                 &[junk.view()],
                 &[junk.view(), foreign.view()],
+                Held {
+                    bundle: Some(b"junk"),
+                    document: Some(&foreign.data),
+                },
                 T0 + 20 * DAY,
                 &UpkeepConfig::default()
             )
@@ -559,6 +626,7 @@ mod tests {
             &f.id(),
             &views(&f.bundles),
             &views(&f.docs),
+            f.held(),
             T0 + 1000,
             &cfg,
         );
@@ -567,6 +635,49 @@ mod tests {
         assert_eq!(p.extend, want);
         // v2 is current and generation 1's highest; v1 goes at once.
         assert_eq!(p.delete, vec![f.docs[0].hash.clone()]);
+    }
+
+    #[test]
+    fn held_items_missing_from_the_swarm_are_stored_again() {
+        let mut f = Fixture::new();
+        f.add(3, T0 + DAY); // bundle 2, v2
+        let plan = f.plan(T0 + 2 * DAY);
+        assert!(plan.is_empty());
+        assert_eq!(plan.newest_bundle.as_deref(), Some(&f.bundles[1].data[..]));
+        // Bundle 2 and v2 expired (an admin offline for 30 days): gone from
+        // the swarm; the held copies are stored again, nothing is extended.
+        let bundles = views(&f.bundles[..1]);
+        let docs = views(&f.docs[..1]);
+        let cfg = UpkeepConfig::default();
+        let plan = plan_upkeep(&f.id(), &bundles, &docs, f.held(), T0 + 2 * DAY, &cfg);
+        assert_eq!(plan.restore_bundle.as_deref(), Some(&f.bundles[1].data[..]));
+        assert_eq!(plan.restore_document.as_deref(), Some(&f.docs[1].data[..]));
+        assert_eq!(plan.newest_bundle, plan.restore_bundle);
+        assert!(plan.extend.is_empty(), "older items are not kept alive");
+        // Nothing left at all: both stored again.
+        let plan = plan_upkeep(&f.id(), &[], &[], f.held(), T0 + 31 * DAY, &cfg);
+        assert!(plan.restore_bundle.is_some() && plan.restore_document.is_some());
+        // Another admin published newer ones: nothing to restore, and the
+        // newest fetched bundle is what to hold from now on.
+        let mut other = Fixture::new();
+        other.add(3, T0 + DAY);
+        other.add(4, T0 + 2 * DAY); // bundle 3, v3
+        let plan = plan_upkeep(
+            &f.id(),
+            &views(&other.bundles),
+            &views(&other.docs),
+            f.held(),
+            T0 + 3 * DAY,
+            &cfg,
+        );
+        assert!(plan.restore_bundle.is_none() && plan.restore_document.is_none());
+        assert_eq!(
+            plan.newest_bundle.as_deref(),
+            Some(&other.bundles[2].data[..])
+        );
+        // No held copies: nothing to restore.
+        let plan = plan_upkeep(&f.id(), &[], &[], Held::default(), T0, &cfg);
+        assert!(plan.is_empty() && plan.newest_bundle.is_none());
     }
 
     #[test]

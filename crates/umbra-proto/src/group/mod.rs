@@ -37,7 +37,7 @@ pub use control::{
     ControlType, Notice, NoticeCheck, UmbraGroupControl, VerifiedInvite, VerifiedPromote,
 };
 pub use housekeeping::{
-    DuePolls, PollTimes, StoredItem, UpkeepConfig, UpkeepPlan, due_polls, plan_upkeep,
+    DuePolls, Held, PollTimes, StoredItem, UpkeepConfig, UpkeepPlan, due_polls, plan_upkeep,
 };
 pub use identity::{GroupKeys, MemberAuth, MemberStatus, Role};
 pub use keys::{BundleOutcome, GenerationKey, KeyBundle, KeyRing};
