@@ -1268,7 +1268,8 @@ impl Client {
     /// its own. A namespace whose page says `more` is read on with single
     /// `retrieve`s. One result per namespace, in order; `Err` when the
     /// batch itself failed (no path, timeout, malformed reply). A node that
-    /// refuses the batch as a whole is asked namespace by namespace instead.
+    /// refuses the batch as a whole, or answers `421` (not in the swarm) to
+    /// a subrequest, is asked namespace by namespace instead.
     async fn fetch_many(
         &self,
         st: &GroupState,
@@ -1278,9 +1279,16 @@ impl Client {
             let (ns, after) = wanted[0];
             return Ok(vec![self.fetch_ns(st, after, ns).await]);
         }
+        // A `421` inside the batch (the swarm moved) is left to the single
+        // requests, whose `421` handling learns the new swarm.
+        let moved = |pages: &Vec<Result<(Vec<Retrieved>, bool), ApiError>>| {
+            pages
+                .iter()
+                .any(|p| matches!(p, Err(ApiError::Refused { status: 421, .. })))
+        };
         let first = match self.batch_retrieve(st, wanted).await {
-            Ok(pages) => pages,
-            Err(ApiError::Refused { .. }) => {
+            Ok(pages) if !moved(&pages) => pages,
+            Ok(_) | Err(ApiError::Refused { .. }) => {
                 let mut out = Vec::with_capacity(wanted.len());
                 for (ns, after) in wanted {
                     out.push(self.fetch_ns(st, *after, *ns).await);
