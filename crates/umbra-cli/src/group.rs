@@ -307,7 +307,7 @@ async fn run_async(c: &Common, client: &Client, cmd: GroupCommand) -> anyhow::Re
         GroupCommand::Info { group: g } => {
             let g = group(client, &g)?;
             // Fetch the newest state first; show what we hold if offline.
-            if let Err(e) = client.sync_group(&g).await {
+            if let Err(e) = client.refresh_group(&g).await {
                 eprintln!("umbra: warning: showing the stored state ({e})");
             }
             print_view(c, &client.group_info(&g)?);

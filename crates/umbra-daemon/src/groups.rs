@@ -128,7 +128,7 @@ pub async fn call(shared: &Shared, method: &str, p: &Params) -> Result<Value, Rp
         "group.info" => {
             p.only(&["group"])?;
             let g = group(client, p)?;
-            let _ = client.sync_group(&g).await;
+            let _ = client.refresh_group(&g).await;
             Ok(client.group_info(&g).map_err(ce)?.to_json())
         }
         "group.send" => {

@@ -280,7 +280,7 @@ impl Net {
                     ),
                     GroupOp::Info(group) => {
                         // Fetch the current state first; show what we hold.
-                        let _ = c.sync_group(&group).await;
+                        let _ = c.refresh_group(&group).await;
                         match c.group_info(&group) {
                             Ok(v) => (crate::app::group_info_text(&v), Ok(())),
                             Err(e) => ("group info".to_string(), Err(e)),
