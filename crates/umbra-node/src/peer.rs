@@ -368,6 +368,11 @@ pub struct SinceRequest {
 /// Messages per `/node/v1/since` page.
 const SINCE_PAGE: usize = 2_000;
 
+/// About the most bytes of messages, tombstones and proofs one `since`
+/// reply carries: well under what a node's client accepts in a reply
+/// (16 MiB), whatever the messages' sizes.
+pub const SINCE_PAGE_BYTES: usize = 8 * 1024 * 1024;
+
 /// `POST /node/v1/since`: the messages inserted since a sequence number, of
 /// the accounts the requester's swarm owns, as a push body.
 pub async fn since(
@@ -384,7 +389,11 @@ pub async fn since(
         Err(e) => return text(StatusCode::BadRequest, format!("bad since request: {e}")),
     };
     let now = node.now_ms();
-    let batch = match node.store.since(req.since, SINCE_PAGE, now).await {
+    let batch = match node
+        .store
+        .since(req.since, SINCE_PAGE, SINCE_PAGE_BYTES, now)
+        .await
+    {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(error = %e, "since query failed");

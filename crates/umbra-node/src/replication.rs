@@ -280,7 +280,11 @@ pub async fn catch_up_once(node: &Node) {
         let mut from = mark;
         let mut ok = true;
         loop {
-            let Ok(batch) = node.store.since(from, 2_000, now).await else {
+            let Ok(batch) = node
+                .store
+                .since(from, 2_000, crate::peer::SINCE_PAGE_BYTES, now)
+                .await
+            else {
                 ok = false;
                 break;
             };

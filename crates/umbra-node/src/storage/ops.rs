@@ -980,76 +980,137 @@ pub fn hash_expiries(
         .collect()
 }
 
-/// A tombstone row: hash, account, namespace, new expiry, keep-until, proof id.
-type TombstoneRow = (String, Vec<u8>, i64, Option<i64>, i64, Option<i64>);
+/// Bytes a pushed item or tombstone costs in a page beyond its data (hash,
+/// account, numbers, bencode framing), for [`since`]'s byte budget.
+const PAGE_ENTRY_OVERHEAD: usize = 256;
+
+/// A tombstone row of a page: sequence number, hash, account, namespace,
+/// new expiry, keep-until, proof id.
+type SequencedTombstoneRow = (i64, String, Vec<u8>, i64, Option<i64>, i64, Option<i64>);
+
+fn tombstone_row(r: &Row<'_>) -> Result<SequencedTombstoneRow, StoreError> {
+    let row = || -> Result<SequencedTombstoneRow, rusqlite::Error> {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    };
+    row().ctx("reading tombstones since")
+}
 
 /// Catch-up page (`swarms.md` §6): unexpired messages with sequence number
-/// `≥ from_seq` (at most `max_messages`), plus the live tombstones whose
-/// sequence number falls in the range this page covers.
+/// `≥ from_seq` and the live tombstones of the range the page covers
+/// (`[from_seq, next_seq)`), walked in sequence order. A page ends before
+/// the sequence number at which it holds `max_messages` messages or has
+/// passed `max_bytes` of messages, tombstones and proofs, so a page of large
+/// messages fits in one reply; it is never empty. A tombstone takes the
+/// latest message's sequence number, so deletions with no store between
+/// them (on the whole node) share one and a page cannot split them.
 pub fn since(
     conn: &Connection,
     from_seq: u64,
     max_messages: usize,
+    max_bytes: usize,
     now_ms: u64,
 ) -> Result<SinceBatch, StoreError> {
     let now = to_sql(now_ms);
     let from = to_sql(from_seq);
-    let mut stmt = conn
+    let mut msg_stmt = conn
         .prepare_cached(&format!(
             "SELECT m.id, {MSG_COLS} FROM messages m JOIN owners o ON o.id = m.owner_id
              WHERE m.id >= ?1 AND m.expiry > ?2 ORDER BY m.id"
         ))
         .ctx("reading messages since")?;
-    let mut rows = stmt
+    let mut msgs = msg_stmt
         .query(params![from, now])
         .ctx("reading messages since")?;
+    let mut tomb_stmt = conn
+        .prepare_cached(
+            "SELECT t.seq, t.hash, o.account, t.namespace, t.new_expiry, t.keep_until, t.proof_id
+             FROM tombstones t JOIN owners o ON o.id = t.owner_id
+             WHERE t.seq >= ?1 AND t.keep_until > ?2 ORDER BY t.seq, t.hash",
+        )
+        .ctx("reading tombstones since")?;
+    let mut tombs = tomb_stmt
+        .query(params![from, now])
+        .ctx("reading tombstones since")?;
+    let next_msg = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<SequencedMessage>, StoreError> {
+        match rows.next().ctx("reading messages since")? {
+            None => Ok(None),
+            Some(r) => {
+                let seq: i64 = r.get(0).ctx("reading messages since")?;
+                Ok(Some(SequencedMessage {
+                    seq: from_sql(seq, "sequence number")?,
+                    message: message_from_row(r, 1)?,
+                }))
+            }
+        }
+    };
+    let next_tomb = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<(u64, SequencedTombstoneRow)>, StoreError> {
+        match rows.next().ctx("reading tombstones since")? {
+            None => Ok(None),
+            Some(r) => {
+                let t = tombstone_row(r)?;
+                Ok(Some((from_sql(t.0, "sequence number")?, t)))
+            }
+        }
+    };
+    let mut msg = next_msg(&mut msgs)?;
+    let mut tomb = next_tomb(&mut tombs)?;
     let mut out = SinceBatch::default();
-    while let Some(r) = rows.next().ctx("reading messages since")? {
-        let seq: i64 = r.get(0).ctx("reading messages since")?;
-        let seq = from_sql(seq, "sequence number")?;
-        if out.messages.len() >= max_messages {
+    // Each proof is read once and shared by its tombstones.
+    let mut proofs: BTreeMap<i64, super::Proof> = BTreeMap::new();
+    let (mut bytes, mut last_seq) = (0usize, None::<u64>);
+    loop {
+        // The next entry in sequence order; a message before the tombstones
+        // that share its sequence number.
+        let take_msg = match (&msg, &tomb) {
+            (None, None) => break,
+            (Some(m), Some((t, _))) => m.seq <= *t,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        let seq = match (&msg, &tomb, take_msg) {
+            (Some(m), _, true) => m.seq,
+            (_, Some((t, _)), false) => *t,
+            _ => break,
+        };
+        let full = bytes >= max_bytes || (take_msg && out.messages.len() >= max_messages);
+        if full && last_seq.is_some_and(|l| l != seq) {
             out.next_seq = Some(seq);
             break;
         }
-        out.messages.push(SequencedMessage {
-            seq,
-            message: message_from_row(r, 1)?,
-        });
-    }
-    let upto = out.next_seq.map_or(i64::MAX, to_sql);
-    let raw: Vec<TombstoneRow> = conn
-        .prepare_cached(
-            "SELECT t.hash, o.account, t.namespace, t.new_expiry, t.keep_until, t.proof_id
-             FROM tombstones t JOIN owners o ON o.id = t.owner_id
-             WHERE t.seq >= ?1 AND t.seq < ?2 AND t.keep_until > ?3 ORDER BY t.seq, t.hash",
-        )
-        .and_then(|mut s| {
-            s.query_map(params![from, upto, now], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
-            .and_then(|rows| rows.collect())
-        })
-        .ctx("reading tombstones since")?;
-    // Each proof is read once and shared by its tombstones.
-    let mut proofs: BTreeMap<i64, super::Proof> = BTreeMap::new();
-    for (hash, account, ns, new_expiry, keep_until, proof_id) in raw {
+        last_seq = Some(seq);
+        if take_msg {
+            if let Some(m) = msg.take() {
+                bytes += m.message.data.len() + PAGE_ENTRY_OVERHEAD;
+                out.messages.push(m);
+            }
+            msg = next_msg(&mut msgs)?;
+            continue;
+        }
+        let Some((_, (_, hash, account, ns, new_expiry, keep_until, proof_id))) = tomb.take()
+        else {
+            break;
+        };
+        tomb = next_tomb(&mut tombs)?;
+        bytes += hash.len() + PAGE_ENTRY_OVERHEAD;
         let proof = match proof_id {
             None => None,
             Some(id) => Some(match proofs.get(&id) {
                 Some(p) => p.clone(),
                 None => {
-                    let bytes: Vec<u8> = conn
+                    let request: Vec<u8> = conn
                         .prepare_cached("SELECT request FROM tombstone_proofs WHERE id = ?1")
                         .and_then(|mut s| s.query_row([id], |r| r.get(0)))
                         .ctx("reading a tombstone proof")?;
-                    let p: super::Proof = bytes.into();
+                    bytes += request.len();
+                    let p: super::Proof = request.into();
                     proofs.insert(id, p.clone());
                     p
                 }

@@ -440,14 +440,16 @@ impl Store {
     }
 
     /// Catch-up page (`swarms.md` §6): messages with sequence number
-    /// `≥ from_seq` and the tombstones of that range.
+    /// `≥ from_seq` and the tombstones of that range, at most
+    /// `max_messages` and about `max_bytes` (see [`ops::since`]).
     pub async fn since(
         &self,
         from_seq: u64,
         max_messages: usize,
+        max_bytes: usize,
         now_ms: u64,
     ) -> Result<SinceBatch, StoreError> {
-        self.read(move |conn| ops::since(conn, from_seq, max_messages, now_ms))
+        self.read(move |conn| ops::since(conn, from_seq, max_messages, max_bytes, now_ms))
             .await
     }
 
@@ -987,7 +989,10 @@ mod tests {
         );
         // Catch-up page from the first sequence number holds the messages and
         // the tombstones made since.
-        let page = s.since(seq_after_first, 100, NOW).await.expect("since");
+        let page = s
+            .since(seq_after_first, 100, usize::MAX, NOW)
+            .await
+            .expect("since");
         assert_eq!(page.next_seq, None);
         assert_eq!(page.messages.len(), 1);
         let tomb: BTreeMap<_, _> = page
@@ -1030,7 +1035,11 @@ mod tests {
             .await
             .expect("get");
         assert_eq!(e, BTreeMap::from([(h(1), NOW + 1000)]));
-        let kept = peer.since(0, 100, NOW).await.expect("since").tombstones;
+        let kept = peer
+            .since(0, 100, usize::MAX, NOW)
+            .await
+            .expect("since")
+            .tombstones;
         assert_eq!(kept.len(), 2);
         assert!(kept.iter().all(|t| t.proof.is_some()));
         // A copy outside what the proof covers stays, and no tombstone is
@@ -1067,7 +1076,7 @@ mod tests {
             .expect("get");
         assert_eq!(e.len(), 2, "both copies stay");
         assert_eq!(
-            peer.since(0, 100, NOW)
+            peer.since(0, 100, usize::MAX, NOW)
                 .await
                 .expect("since")
                 .tombstones
@@ -1085,7 +1094,11 @@ mod tests {
                 .changed,
             1
         );
-        let capped = peer.since(0, 100, NOW).await.expect("since").tombstones;
+        let capped = peer
+            .since(0, 100, usize::MAX, NOW)
+            .await
+            .expect("since")
+            .tombstones;
         let t4 = capped.iter().find(|t| t.hash == h(4)).expect("kept");
         assert_eq!(t4.keep_until_ms, NOW + ops::MAX_TOMBSTONE_KEEP_MS);
         // Paging.
@@ -1094,10 +1107,10 @@ mod tests {
                 .await
                 .expect("insert");
         }
-        let p1 = s.since(0, 3, NOW).await.expect("page 1");
+        let p1 = s.since(0, 3, usize::MAX, NOW).await.expect("page 1");
         assert_eq!(p1.messages.len(), 3);
         let next = p1.next_seq.expect("more pages");
-        let p2 = s.since(next, 100, NOW).await.expect("page 2");
+        let p2 = s.since(next, 100, usize::MAX, NOW).await.expect("page 2");
         assert_eq!(p1.messages.len() + p2.messages.len(), 6);
         assert!(p2.messages.iter().all(|m| m.seq >= next));
         // Hand-over iteration and diffs.
@@ -1107,6 +1120,91 @@ mod tests {
         let diff = s.hash_expiries(&a, NOW).await.expect("diff");
         assert_eq!(diff.len(), 6);
         assert!(diff.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    /// Catch-up pages stop at the byte budget too (large messages would
+    /// otherwise make a 2000-message page larger than any reply a node
+    /// accepts), always make progress, and cover every message and
+    /// tombstone exactly once over the pages; a tombstone page cut moves the
+    /// messages after it to the next page.
+    #[tokio::test]
+    async fn since_pages_are_bounded_in_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(&dir);
+        let a = acct(1);
+        let big = |i: u32| StoredMessage {
+            data: vec![i as u8; 10_000],
+            ..msg(&a, 0, i, NOW + DAY)
+        };
+        for i in 0..20 {
+            s.insert(big(i), NOW).await.expect("insert");
+        }
+        // Deletions of 5 messages (one proof each), each after a store (a
+        // tombstone takes the sequence number of the latest message, so
+        // these five have five), then 5 more messages.
+        for i in 0..5 {
+            s.insert(big(100 + i), NOW).await.expect("insert");
+            let proof: Proof = Arc::from(vec![b'p'; 20_000 + i as usize].as_slice());
+            s.delete_hashes(&a, vec![h(i)], NOW, Some(proof))
+                .await
+                .expect("delete");
+        }
+        for i in 20..25 {
+            s.insert(big(i), NOW).await.expect("insert");
+        }
+        const BUDGET: usize = 35_000;
+        let (mut from, mut pages) = (0u64, 0);
+        let (mut seen_msgs, mut seen_tombs) = (Vec::new(), Vec::new());
+        loop {
+            let page = s.since(from, 2000, BUDGET, NOW).await.expect("since");
+            pages += 1;
+            assert!(
+                !page.messages.is_empty() || !page.tombstones.is_empty(),
+                "a page makes progress"
+            );
+            let bytes: usize = page
+                .messages
+                .iter()
+                .map(|m| m.message.data.len())
+                .sum::<usize>()
+                + page
+                    .tombstones
+                    .iter()
+                    .map(|t| t.proof.as_ref().map_or(0, |p| p.len()))
+                    .sum::<usize>();
+            // Beyond the budget at most the message that crossed it and the
+            // tombstones sharing its sequence number (here one proof).
+            assert!(
+                bytes <= BUDGET + 10_000 + 20_004,
+                "page {pages}: {bytes} bytes"
+            );
+            seen_msgs.extend(page.messages.iter().map(|m| m.message.hash.clone()));
+            seen_tombs.extend(page.tombstones.iter().map(|t| t.hash.clone()));
+            match page.next_seq {
+                Some(n) => {
+                    assert!(n > from);
+                    from = n;
+                }
+                None => break,
+            }
+        }
+        assert!(pages >= 5, "{pages} pages");
+        let mut want: Vec<String> = (5..25).chain(100..105).map(h).collect();
+        want.sort();
+        seen_msgs.sort();
+        assert_eq!(seen_msgs, want, "every live message once");
+        seen_tombs.sort();
+        assert_eq!(
+            seen_tombs,
+            (0..5).map(h).collect::<Vec<_>>(),
+            "every tombstone once"
+        );
+        // Without a budget: one page.
+        let all = s.since(0, 2000, usize::MAX, NOW).await.expect("since");
+        assert_eq!(
+            (all.messages.len(), all.tombstones.len(), all.next_seq),
+            (25, 5, None)
+        );
     }
 
     /// A namespace-wide proof covers messages timestamped up to its bound:
@@ -1195,7 +1293,7 @@ mod tests {
             .await
             .expect("delete_all");
         assert_eq!(proof_rows(&s), 1);
-        let page = s.since(0, 100, NOW).await.expect("since");
+        let page = s.since(0, 100, usize::MAX, NOW).await.expect("since");
         assert_eq!(page.tombstones.len(), 5);
         let first = page.tombstones[0].proof.clone().expect("proof");
         assert_eq!(first, p);
@@ -1222,7 +1320,7 @@ mod tests {
         s.sweep_expired(NOW + 2 * DAY).await.expect("sweep later");
         assert_eq!(proof_rows(&s), 0);
         assert!(
-            s.since(0, 100, NOW + 2 * DAY)
+            s.since(0, 100, usize::MAX, NOW + 2 * DAY)
                 .await
                 .expect("since")
                 .tombstones
