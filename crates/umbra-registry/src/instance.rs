@@ -230,11 +230,11 @@ impl Instance {
     /// candidates that its health checks keep.
     fn compute_votes(&self, now: u64) -> Vec<NodeRecord> {
         let records = self.0.store.records();
-        let admitted = self.0.store.admitted();
+        let admission = self.0.store.admission(self.0.config.auto_admit);
         let h = self.held();
         records
             .into_values()
-            .filter(|r| self.0.config.auto_admit || admitted.contains(&r.ed25519))
+            .filter(|r| admission.contains(&r.ed25519))
             .filter(|r| h.health.votes_for(&r.ed25519, now))
             .collect()
     }
@@ -242,10 +242,10 @@ impl Instance {
     /// One pass of reachability checks over every admitted candidate.
     pub async fn health_pass(&self) {
         let records = self.0.store.records();
-        let admitted = self.0.store.admitted();
+        let admission = self.0.store.admission(self.0.config.auto_admit);
         let candidates: Vec<NodeRecord> = records
             .into_values()
-            .filter(|r| self.0.config.auto_admit || admitted.contains(&r.ed25519))
+            .filter(|r| admission.contains(&r.ed25519))
             .collect();
         let timeout = Duration::from_millis(self.0.config.request_timeout_ms);
         let results = futures::future::join_all(
@@ -495,8 +495,10 @@ async fn post_node(State(inst): State<Instance>, headers: HeaderMap, body: Bytes
     }
     match inst.0.store.put_record(&record) {
         Ok(()) => {
-            let admitted =
-                inst.0.config.auto_admit || inst.0.store.admitted().contains(&record.ed25519);
+            let admitted = inst
+                .0
+                .store
+                .is_admitted(&record.ed25519, inst.0.config.auto_admit);
             tracing::info!(
                 node = %hex::encode(&record.ed25519.as_bytes()[..4]),
                 admitted,

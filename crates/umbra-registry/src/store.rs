@@ -61,6 +61,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     std::fs::rename(&tmp, path).map_err(io("renaming into", path))
 }
 
+/// The operator's admissions and removals as read at one moment.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    admitted: BTreeSet<Ed25519Public>,
+    removed: BTreeSet<Ed25519Public>,
+    auto_admit: bool,
+}
+
+impl Admission {
+    /// Admitted by the operator, or, with `auto_admit`, any node the
+    /// operator has not removed.
+    pub fn contains(&self, key: &Ed25519Public) -> bool {
+        self.admitted.contains(key) || (self.auto_admit && !self.removed.contains(key))
+    }
+}
+
+/// The keys listed in `path`, one hex key per line (none if it is missing).
+fn read_keys(path: &Path) -> BTreeSet<Ed25519Public> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| parse_key(l).ok())
+        .collect()
+}
+
+/// Writes `keys` to `path`, one hex key per line.
+fn write_keys(path: &Path, keys: &BTreeSet<Ed25519Public>) -> Result<(), StoreError> {
+    let text: String = keys
+        .iter()
+        .map(|k| format!("{}\n", hex::encode(k.as_bytes())))
+        .collect();
+    write_atomic(path, text.as_bytes())
+}
+
 /// Parses a 64-hex Ed25519 key.
 pub fn parse_key(text: &str) -> Result<Ed25519Public, StoreError> {
     let mut k = [0u8; 32];
@@ -122,32 +157,59 @@ impl CandidateStore {
 
     /// The keys the operator admitted.
     pub fn admitted(&self) -> BTreeSet<Ed25519Public> {
-        std::fs::read_to_string(self.admitted_path())
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .filter_map(|l| parse_key(l).ok())
-            .collect()
+        read_keys(&self.admitted_path())
     }
 
     fn write_admitted(&self, keys: &BTreeSet<Ed25519Public>) -> Result<(), StoreError> {
-        let text: String = keys
-            .iter()
-            .map(|k| format!("{}\n", hex::encode(k.as_bytes())))
-            .collect();
-        write_atomic(&self.admitted_path(), text.as_bytes())
+        write_keys(&self.admitted_path(), keys)
     }
 
-    /// Admits `key` (operator step).
+    fn removed_path(&self) -> PathBuf {
+        self.dir.join("removed")
+    }
+
+    /// The keys the operator removed and has not admitted since: an
+    /// instance with `auto_admit` does not take them back when they submit
+    /// their record again.
+    pub fn removed(&self) -> BTreeSet<Ed25519Public> {
+        read_keys(&self.removed_path())
+    }
+
+    /// Which records this instance may vote for (health permitting), read
+    /// once: see [`Admission::contains`].
+    pub fn admission(&self, auto_admit: bool) -> Admission {
+        Admission {
+            admitted: self.admitted(),
+            removed: self.removed(),
+            auto_admit,
+        }
+    }
+
+    /// [`Admission::contains`] for one key.
+    pub fn is_admitted(&self, key: &Ed25519Public, auto_admit: bool) -> bool {
+        self.admission(auto_admit).contains(key)
+    }
+
+    /// Admits `key` (operator step), also lifting an earlier removal.
     pub fn admit(&self, key: Ed25519Public) -> Result<(), StoreError> {
         let mut keys = self.admitted();
         keys.insert(key);
-        self.write_admitted(&keys)
+        self.write_admitted(&keys)?;
+        let mut removed = self.removed();
+        if removed.remove(&key) {
+            write_keys(&self.removed_path(), &removed)?;
+        }
+        Ok(())
     }
 
-    /// Removes a node: withdraws its admission and deletes its record. It
-    /// drops out of this instance's votes at once.
+    /// Removes a node: withdraws its admission, deletes its record and
+    /// remembers the removal (so `auto_admit` does not take the node back).
+    /// It drops out of this instance's votes at once.
     pub fn remove(&self, key: &Ed25519Public) -> Result<(), StoreError> {
+        let mut removed = self.removed();
+        if removed.insert(*key) {
+            write_keys(&self.removed_path(), &removed)?;
+        }
         let mut keys = self.admitted();
         keys.remove(key);
         self.write_admitted(&keys)?;
@@ -223,5 +285,29 @@ mod tests {
         s.remove(&k.public()).unwrap();
         assert!(s.records().is_empty() && s.admitted().is_empty());
         assert!(parse_key("zz").is_err());
+    }
+
+    #[test]
+    fn a_removed_node_is_not_auto_admitted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CandidateStore::open(dir.path()).unwrap();
+        let (k, other) = (
+            Ed25519Keypair::from_seed(&[3; 32]),
+            Ed25519Keypair::from_seed(&[4; 32]),
+        );
+        let r = NodeRecord::sign(&k, Ipv4Addr::LOCALHOST, 4000, [0, 1, 0]).unwrap();
+        s.put_record(&r).unwrap();
+        assert!(s.is_admitted(&k.public(), true));
+        assert!(!s.is_admitted(&k.public(), false));
+        s.remove(&k.public()).unwrap();
+        // The node submits its record again, as running nodes do.
+        s.put_record(&r).unwrap();
+        assert!(!s.is_admitted(&k.public(), true), "auto_admit took it back");
+        assert!(s.is_admitted(&other.public(), true));
+        // Survives a reopen; the operator's admission lifts it.
+        let s = CandidateStore::open(dir.path()).unwrap();
+        assert!(!s.is_admitted(&k.public(), true));
+        s.admit(k.public()).unwrap();
+        assert!(s.is_admitted(&k.public(), true) && s.removed().is_empty());
     }
 }
