@@ -107,6 +107,21 @@ async fn join(c: &Client, group: &AccountId) {
     assert!(c.group_info(group).unwrap().members.len() >= 2);
 }
 
+/// Alice creates group `name` with Bob and Carol, who both join.
+async fn group_of_three(accts: &Accounts, name: &str) -> (Client, Client, Client, AccountId) {
+    let alice = accts.client("alice");
+    let bob = accts.client("bob");
+    let carol = accts.client("carol");
+    ready(&[&alice, &bob, &carol]).await;
+    let g = alice
+        .create_group(name, &[bob.account_id(), carol.account_id()])
+        .await
+        .unwrap();
+    join(&bob, &g).await;
+    join(&carol, &g).await;
+    (alice, bob, carol, g)
+}
+
 /// Syncs the group on `c` until `pred` holds of its info.
 async fn sync_until_info(
     c: &Client,
@@ -265,16 +280,7 @@ async fn lifecycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_replayed() {
     let accts = Accounts::new(network());
-    let alice = accts.client("alice");
-    let bob = accts.client("bob");
-    let carol = accts.client("carol");
-    ready(&[&alice, &bob, &carol]).await;
-    let g = alice
-        .create_group("Club", &[bob.account_id(), carol.account_id()])
-        .await
-        .unwrap();
-    join(&bob, &g).await;
-    join(&carol, &g).await;
+    let (alice, bob, carol, g) = group_of_three(&accts, "Club").await;
 
     // A member (not an admin) posts NAME_CHANGED: ignored by everyone.
     // It announces the current version, so only the signer check rejects it.
@@ -363,16 +369,7 @@ async fn sync_until_deleted(c: &Client, group: &AccountId, author: &AccountId, t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsend() {
     let accts = Accounts::new(network());
-    let alice = accts.client("alice");
-    let bob = accts.client("bob");
-    let carol = accts.client("carol");
-    ready(&[&alice, &bob, &carol]).await;
-    let g = alice
-        .create_group("Unsend", &[bob.account_id(), carol.account_id()])
-        .await
-        .unwrap();
-    join(&bob, &g).await;
-    join(&carol, &g).await;
+    let (alice, bob, carol, g) = group_of_three(&accts, "Unsend").await;
     let (a, b, c) = (alice.account_id(), bob.account_id(), carol.account_id());
     let from_alice = alice.send_group_text(&g, "alice says").await.unwrap();
     let oops = bob.send_group_text(&g, "bob oops").await.unwrap();

@@ -79,6 +79,32 @@ fn rpc_code(r: Result<Value, CallError>) -> i64 {
     }
 }
 
+/// Serves `client` on `socket` syncing every `sync_interval`; stops when
+/// the returned sender is used (or dropped).
+fn start_daemon(
+    client: &Arc<Client>,
+    socket: &Path,
+    sync_interval: Duration,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), DaemonError>>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (client, socket) = (client.clone(), socket.to_path_buf());
+    let daemon = tokio::spawn(async move {
+        serve_with_options(
+            client,
+            &socket,
+            ServeOptions::default().with_sync_interval(sync_interval),
+            async {
+                let _ = stop_rx.await;
+            },
+        )
+        .await
+    });
+    (stop_tx, daemon)
+}
+
 /// Waits for the daemon's socket to accept connections.
 async fn connect(socket: &Path) -> Connection {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -104,22 +130,7 @@ async fn daemon_subscribe_echo_bot_and_framing() {
     let socket = tmp.path().join("run").join("daemon.sock");
     std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn({
-        let socket = socket.clone();
-        let bob = bob.clone();
-        async move {
-            serve_with_options(
-                bob,
-                &socket,
-                ServeOptions::default().with_sync_interval(Duration::from_millis(500)),
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-        }
-    });
+    let (stop_tx, daemon) = start_daemon(&bob, &socket, Duration::from_millis(500));
     let mut sub = connect(&socket).await;
 
     // The socket is private to its owner.
@@ -389,21 +400,7 @@ async fn daemon_sends_batched_receipts_on_its_timer() {
 
     // The daemon syncs once at start, then not for an hour.
     let socket = tmp.path().join("daemon.sock");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn({
-        let (socket, bob) = (socket.clone(), bob.clone());
-        async move {
-            serve_with_options(
-                bob,
-                &socket,
-                ServeOptions::default().with_sync_interval(Duration::from_secs(3600)),
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-        }
-    });
+    let (stop_tx, daemon) = start_daemon(&bob, &socket, Duration::from_secs(3600));
     let mut conn = connect(&socket).await;
     let deadline = Instant::now() + EVENT_TIMEOUT;
     while conn.call("daemon.status", json!({})).await.unwrap()["syncs"].as_u64() < Some(1) {
@@ -447,21 +444,7 @@ async fn daemon_send_and_messages_take_a_group() {
     let alice = client(&tmp.path().join("alice"));
     let bob = Arc::new(client(&tmp.path().join("bob")));
     let socket = tmp.path().join("daemon.sock");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn({
-        let (socket, bob) = (socket.clone(), bob.clone());
-        async move {
-            serve_with_options(
-                bob,
-                &socket,
-                ServeOptions::default().with_sync_interval(Duration::from_secs(3600)),
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-        }
-    });
+    let (stop_tx, daemon) = start_daemon(&bob, &socket, Duration::from_secs(3600));
     let mut conn = connect(&socket).await;
     let created = conn
         .call(
