@@ -541,13 +541,7 @@ impl Client {
                 ))
             })?;
         let t = self.now().await;
-        let content = Content {
-            unsend_request: Some(UnsendRequest {
-                timestamp: timestamp_ms,
-                author: me.to_string(),
-            }),
-            ..Content::default()
-        };
+        let content = unsend_content(&me, timestamp_ms);
         self.send_content(peer, content, t, DEFAULT_TTL_MS, Some(DEFAULT_TTL_MS))
             .await?;
         if let Some(h) = &msg.hash {
@@ -1055,5 +1049,16 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+/// The unsend request for the message `author` sent at `timestamp_ms`
+/// (`messages.md` §10; groups §6.4).
+pub(crate) fn unsend_content(author: &AccountId, timestamp_ms: u64) -> Content {
+    Content {
+        unsend_request: Some(UnsendRequest {
+            timestamp: timestamp_ms,
+            author: author.to_string(),
+        }),
+        ..Content::default()
     }
 }

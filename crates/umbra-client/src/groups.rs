@@ -936,13 +936,7 @@ impl Client {
                 ))
             })?;
         let t = self.now().await;
-        let content = Content {
-            unsend_request: Some(UnsendRequest {
-                timestamp: timestamp_ms,
-                author: author.to_string(),
-            }),
-            ..Content::default()
-        };
+        let content = crate::client::unsend_content(author, timestamp_ms);
         self.post_to_group(&st, content, t).await?;
         self.delete_group_message(&st, msg.hash.as_deref()).await;
         store.mark_deleted(msg.id)?;

@@ -335,6 +335,23 @@ mod tests {
     }
 
     impl Fixture {
+        /// A second admin holding the same keys and documents (concurrent
+        /// changes, §3.5).
+        fn twin(&self) -> GroupState {
+            GroupState::restore(
+                self.id(),
+                Some(GroupKeys::from_seed(&[5; 32])),
+                None,
+                KeyRing::from_bytes(&self.st.keys().to_bytes().unwrap()).unwrap(),
+                &self
+                    .st
+                    .documents()
+                    .map(|d| d.to_bytes().to_vec())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap()
+        }
+
         fn new() -> Fixture {
             let mut rng = ExpandRng::new([9; 32]);
             let (st, p) =
@@ -450,17 +467,7 @@ mod tests {
     fn same_generation_tie_keeps_the_smaller_digest_alive() {
         // Two admins issued generation 2 concurrently (§3.5).
         let mut f = Fixture::new();
-        let mut twin = GroupState::restore(
-            f.id(),
-            Some(GroupKeys::from_seed(&[5; 32])),
-            None,
-            KeyRing::from_bytes(&f.st.keys().to_bytes().unwrap()).unwrap(),
-            &f.st
-                .documents()
-                .map(|d| d.to_bytes().to_vec())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let mut twin = f.twin();
         f.add(3, T0 + DAY);
         let p = twin
             .add_members(&[user(4)], T0 + DAY, &mut ExpandRng::new([8; 32]))
@@ -531,17 +538,7 @@ mod tests {
         // highest version of generation 1, so neither is deleted; the smaller
         // digest is current and kept alive.
         let mut f = Fixture::new();
-        let mut twin = GroupState::restore(
-            f.id(),
-            Some(GroupKeys::from_seed(&[5; 32])),
-            None,
-            KeyRing::from_bytes(&f.st.keys().to_bytes().unwrap()).unwrap(),
-            &f.st
-                .documents()
-                .map(|d| d.to_bytes().to_vec())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let mut twin = f.twin();
         f.rename("mine", T0 + HOUR);
         let p = twin
             .rename("theirs", T0 + HOUR, &mut ExpandRng::new([7; 32]))
