@@ -27,9 +27,9 @@ use umbra_proto::rpc::node_sig::{
 };
 use umbra_proto::rpc::sign::{self, AuthParams, ExpireMode, Signer};
 use umbra_proto::rpc::types::{
-    DeleteParams, DeleteResult, ExpireParams, ExpireResult, Expiries, GetSwarmParams,
-    GetSwarmResponse, NodeFailure, NodeResult, RetrieveParams, RetrieveResponse, StoreParams,
-    StoreResult as NodeStoreResult, SwarmResponse,
+    BatchParams, BatchResponse, DeleteParams, DeleteResult, ExpireParams, ExpireResult, Expiries,
+    GetSwarmParams, GetSwarmResponse, NodeFailure, NodeResult, RetrieveParams, RetrieveResponse,
+    StoreParams, StoreResult as NodeStoreResult, SubRequest, SwarmResponse,
 };
 use umbra_proto::rpc::{MessageHash, Namespace, message_hash};
 use umbra_proto::swarm::NodeRecord;
@@ -154,6 +154,35 @@ pub struct RetrievePage {
     pub rejected: usize,
     /// The route used: guard, hop 2, hop 3, destination.
     pub route: Vec<[u8; 32]>,
+}
+
+/// A `retrieve` reply as a page: messages whose hash does not match their
+/// data are dropped and counted.
+fn verified_page(
+    account: &AccountId,
+    namespace: Namespace,
+    response: RetrieveResponse,
+    route: Vec<[u8; 32]>,
+) -> RetrievePage {
+    let mut page = RetrievePage {
+        messages: Vec::with_capacity(response.messages.len()),
+        more: response.more,
+        rejected: 0,
+        route,
+    };
+    for m in response.messages {
+        if message_hash(account, namespace, &m.data.0) != m.hash {
+            page.rejected += 1;
+            continue;
+        }
+        page.messages.push(Retrieved {
+            hash: m.hash,
+            timestamp: m.timestamp,
+            expiration: m.expiration,
+            data: m.data.0,
+        });
+    }
+    page
 }
 
 /// A `delete` confirmed by at least one member.
@@ -397,9 +426,90 @@ impl<'n> Api<'n> {
         let deadline = self.deadline();
         self.members(deadline, account, M).await?;
         let now = self.net.network_now().await;
+        let params = Self::retrieve_params(account, signer, namespace, last_hash, now)?;
+        let reply = self.call(deadline, account, M, &params).await?;
+        let response: RetrieveResponse = Self::parse(M, reply.body)?;
+        Ok(verified_page(account, namespace, response, reply.route))
+    }
+
+    /// The first page of several namespaces of `account` in one onion
+    /// `batch` of `retrieve`s (`storage-rpc.md` §9.13), each subrequest
+    /// signed on its own: per namespace, in order, its page (verified as
+    /// [`Self::retrieve`]'s) or that subrequest's refusal. `Err` when the
+    /// batch itself failed.
+    pub async fn retrieve_batch(
+        &self,
+        account: &AccountId,
+        signer: Option<&Signer<'_>>,
+        wanted: &[(Namespace, Option<&MessageHash>)],
+    ) -> Result<Vec<Result<RetrievePage, ApiError>>, ApiError> {
+        const M: &str = "batch";
+        let deadline = self.deadline();
+        self.members(deadline, account, M).await?;
+        let now = self.net.network_now().await;
+        let mut requests = Vec::with_capacity(wanted.len());
+        for (namespace, last_hash) in wanted {
+            let params = Self::retrieve_params(account, signer, *namespace, *last_hash, now)?;
+            let Ok(Value::Object(params)) = serde_json::to_value(&params) else {
+                return Err(ApiError::Invalid("retrieve params".into()));
+            };
+            requests.push(SubRequest {
+                method: "retrieve".into(),
+                params,
+            });
+        }
+        let reply = self
+            .call(deadline, account, M, &BatchParams { requests })
+            .await?;
+        let batch: BatchResponse = Self::parse(M, reply.body)?;
+        if batch.results.len() != wanted.len() {
+            return Err(ApiError::BadReply {
+                method: M,
+                reason: format!(
+                    "{} results for {} requests",
+                    batch.results.len(),
+                    wanted.len()
+                ),
+            });
+        }
+        Ok(wanted
+            .iter()
+            .zip(batch.results)
+            .map(|((namespace, _), r)| {
+                if r.code != 200 {
+                    return Err(ApiError::Refused {
+                        method: "retrieve",
+                        status: r.code,
+                        text: match r.body {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        },
+                    });
+                }
+                let response: RetrieveResponse = Self::parse("retrieve", r.body)?;
+                Ok(verified_page(
+                    account,
+                    *namespace,
+                    response,
+                    reply.route.clone(),
+                ))
+            })
+            .collect())
+    }
+
+    /// A `retrieve`'s params at `now`, signed when the namespace needs it.
+    fn retrieve_params(
+        account: &AccountId,
+        signer: Option<&Signer<'_>>,
+        namespace: Namespace,
+        last_hash: Option<&MessageHash>,
+        now: u64,
+    ) -> Result<RetrieveParams, ApiError> {
         let needed = !namespace.is_public_outbox() || signer.is_some();
-        let auth = Self::auth(M, signer, needed, || sign::retrieve_string(namespace, now))?;
-        let params = RetrieveParams {
+        let auth = Self::auth("retrieve", signer, needed, || {
+            sign::retrieve_string(namespace, now)
+        })?;
+        Ok(RetrieveParams {
             pubkey: *account,
             namespace,
             last_hash: last_hash.cloned(),
@@ -407,28 +517,7 @@ impl<'n> Api<'n> {
             max_size: None,
             timestamp: needed.then_some(now),
             auth,
-        };
-        let reply = self.call(deadline, account, M, &params).await?;
-        let response: RetrieveResponse = Self::parse(M, reply.body)?;
-        let mut page = RetrievePage {
-            messages: Vec::with_capacity(response.messages.len()),
-            more: response.more,
-            rejected: 0,
-            route: reply.route,
-        };
-        for m in response.messages {
-            if message_hash(account, namespace, &m.data.0) != m.hash {
-                page.rejected += 1;
-                continue;
-            }
-            page.messages.push(Retrieved {
-                hash: m.hash,
-                timestamp: m.timestamp,
-                expiration: m.expiration,
-                data: m.data.0,
-            });
-        }
-        Ok(page)
+        })
     }
 
     /// Deletes `hashes` of `account` (`storage-rpc.md` §9.3).

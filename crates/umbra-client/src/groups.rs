@@ -59,11 +59,8 @@ use umbra_proto::identity::{AccountId, IdPrefix};
 use umbra_proto::message::protos::{DataMessage, UnsendRequest};
 use umbra_proto::message::{Content, Opened};
 use umbra_proto::rpc::sign::{ExpireMode, Signer, SubaccountToken};
-use umbra_proto::rpc::types::{
-    BatchParams, BatchResponse, DeleteAllParams, RetrieveParams, RetrieveResponse,
-    RevokeSubaccountParams, SubRequest, Tokens,
-};
-use umbra_proto::rpc::{MessageHash, Namespace, NamespaceSel, message_hash, sign};
+use umbra_proto::rpc::types::{DeleteAllParams, RevokeSubaccountParams, Tokens};
+use umbra_proto::rpc::{MessageHash, Namespace, NamespaceSel, sign};
 use zeroize::Zeroizing;
 
 use crate::api::{Api, ApiError, Retrieved};
@@ -946,17 +943,33 @@ impl Client {
     /// Deletes one message from the group's namespace 11 when we are an
     /// admin (best effort: the unsend request already hides it).
     async fn delete_group_message(&self, st: &GroupState, hash: Option<&str>) {
-        let (Some(keys), Some(Ok(hash))) = (st.admin_keys(), hash.map(str::parse::<MessageHash>))
-        else {
+        let Some(Ok(hash)) = hash.map(str::parse::<MessageHash>) else {
             return;
         };
-        if let Err(e) = self
-            .group_api()
-            .delete(&st.group_id(), &keys.signer(), &[hash])
-            .await
-        {
+        if !st.is_admin() {
+            return;
+        }
+        if let Err(e) = self.admin_delete(st, &[hash]).await {
             tracing::debug!(error = %e, "cannot delete an unsent group message from the swarm");
         }
+    }
+
+    /// Deletes items of the group's swarm by hash with the group key;
+    /// returns how many a swarm member confirmed deleting.
+    async fn admin_delete(
+        &self,
+        st: &GroupState,
+        hashes: &[MessageHash],
+    ) -> Result<usize, ClientError> {
+        let keys = st
+            .admin_keys()
+            .ok_or_else(|| group_err(GroupError::NotAdmin))?;
+        let out = self
+            .group_api()
+            .delete(&st.group_id(), &keys.signer(), hashes)
+            .await
+            .map_err(api_err)?;
+        Ok(out.deleted.len())
     }
 
     fn insert_status(
@@ -1181,15 +1194,7 @@ impl Client {
         hashes: &[MessageHash],
     ) -> Result<usize, ClientError> {
         let (st, _) = self.load_group(id)?;
-        let keys = st
-            .admin_keys()
-            .ok_or_else(|| group_err(GroupError::NotAdmin))?;
-        let out = self
-            .group_api()
-            .delete(id, &keys.signer(), hashes)
-            .await
-            .map_err(api_err)?;
-        Ok(out.deleted.len())
+        self.admin_delete(&st, hashes).await
     }
 
     /// Decrypts a namespace-11 item with the keys this device holds and
@@ -1311,96 +1316,33 @@ impl Client {
         Ok(out)
     }
 
-    /// One `batch` of `retrieve`s: per namespace, the first page and
-    /// whether more follow, or the subrequest's refusal.
+    /// One `batch` of `retrieve`s ([`Api::retrieve_batch`]): per
+    /// namespace, the first page and whether more follow, or the
+    /// subrequest's refusal.
     async fn batch_retrieve(
         &self,
         st: &GroupState,
         wanted: &[(Namespace, Option<&String>)],
     ) -> Result<Vec<Result<(Vec<Retrieved>, bool), ApiError>>, ApiError> {
-        const M: &str = "batch";
-        let id = st.group_id();
         let signer = self
             .group_signer(st)
             .map_err(|e| ApiError::Invalid(e.to_string()))?;
-        let now = self.network().network_now().await;
-        let mut requests = Vec::with_capacity(wanted.len());
-        for (ns, after) in wanted {
-            let params = RetrieveParams {
-                pubkey: id,
-                namespace: *ns,
-                last_hash: after.and_then(|h| MessageHash::parse(h).ok()),
-                max_count: None,
-                max_size: None,
-                timestamp: Some(now),
-                auth: signer.auth(&sign::retrieve_string(*ns, now)),
-            };
-            let params = match serde_json::to_value(&params) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => return Err(ApiError::Invalid("retrieve params".into())),
-            };
-            requests.push(SubRequest {
-                method: "retrieve".into(),
-                params,
-            });
-        }
-        let params = serde_json::to_value(BatchParams { requests })
-            .map_err(|e| ApiError::Invalid(format!("batch params: {e}")))?;
-        let reply =
-            tokio::time::timeout(CALL_TIMEOUT, self.network().storage_request(&id, M, params))
-                .await
-                .map_err(|_| ApiError::Timeout {
-                    method: M,
-                    after: CALL_TIMEOUT,
-                })?
-                .map_err(|source| ApiError::Path { method: M, source })?;
-        if reply.status != 200 {
-            return Err(ApiError::Refused {
-                method: M,
-                status: reply.status,
-                text: reply.error_text(),
-            });
-        }
-        let bad_reply = |reason: String| ApiError::BadReply { method: M, reason };
-        let batch: BatchResponse =
-            serde_json::from_value(reply.body).map_err(|e| bad_reply(e.to_string()))?;
-        if batch.results.len() != wanted.len() {
-            return Err(bad_reply(format!(
-                "{} results for {} requests",
-                batch.results.len(),
-                wanted.len()
-            )));
-        }
-        Ok(wanted
+        let hashes: Vec<Option<MessageHash>> = wanted
             .iter()
-            .zip(batch.results)
-            .map(|((ns, _), r)| {
-                if r.code != 200 {
-                    return Err(ApiError::Refused {
-                        method: "retrieve",
-                        status: r.code,
-                        text: match r.body {
-                            serde_json::Value::String(s) => s,
-                            other => other.to_string(),
-                        },
-                    });
-                }
-                let page: RetrieveResponse = serde_json::from_value(r.body)
-                    .map_err(|e| bad_reply(format!("retrieve: {e}")))?;
-                let items = page
-                    .messages
-                    .into_iter()
-                    // A message whose hash does not match its data is dropped.
-                    .filter(|m| message_hash(&id, *ns, &m.data.0) == m.hash)
-                    .map(|m| Retrieved {
-                        hash: m.hash,
-                        timestamp: m.timestamp,
-                        expiration: m.expiration,
-                        data: m.data.0,
-                    })
-                    .collect();
-                Ok((items, page.more))
-            })
+            .map(|(_, after)| after.and_then(|h| MessageHash::parse(h).ok()))
+            .collect();
+        let wanted: Vec<(Namespace, Option<&MessageHash>)> = wanted
+            .iter()
+            .zip(&hashes)
+            .map(|((ns, _), h)| (*ns, h.as_ref()))
+            .collect();
+        let pages = self
+            .group_api()
+            .retrieve_batch(&st.group_id(), Some(&signer), &wanted)
+            .await?;
+        Ok(pages
+            .into_iter()
+            .map(|p| p.map(|p| (p.messages, p.more)))
             .collect())
     }
 
