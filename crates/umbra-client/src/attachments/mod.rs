@@ -697,33 +697,24 @@ impl Client {
         let Some(image) = crate::preview::lookup(store, message)?.and_then(|p| p.image) else {
             return Ok(None);
         };
-        let key = zeroize::Zeroizing::new(
-            hex::decode(&image.key).map_err(|_| AttachError::Invalid("bad preview key".into()))?,
-        );
-        let digest = image
-            .digest
-            .as_ref()
-            .map(hex::decode)
-            .transpose()
-            .map_err(|_| AttachError::Invalid("bad preview digest".into()))?;
-        let f = Fetch {
-            url: &image.url,
-            key: &key,
-            digest: digest.as_deref(),
-            size: Some(u64::from(image.size)),
+        let rec = AttachmentRecord {
+            index: 0,
+            content_type: image.content_type,
+            file_name: None,
+            size: u64::from(image.size),
+            voice: false,
+            width: image.width,
+            height: image.height,
+            caption: None,
+            url: image.url,
+            key: image.key,
+            digest: image.digest,
+            local: None,
+            error: None,
         };
-        let default = self.file_server().ok();
+        let name = self.fetch_record(&rec, &|_| {}).await?;
         let dir = self.profile().dir().to_path_buf();
-        let out = transfer::fetch(
-            self.network(),
-            default.as_ref(),
-            &f,
-            |n| local::LocalWriter::create(&dir, store, n),
-            &|_| {},
-        )
-        .await?;
-        let name = out.finish()?;
-        let mut bytes = Vec::with_capacity(image.size as usize);
+        let mut bytes = Vec::with_capacity(rec.size as usize);
         let read = local::read(&dir, store, &name, |seg| {
             bytes.extend_from_slice(seg);
             Ok(())
