@@ -186,10 +186,6 @@ pub struct Network {
     clock: Arc<dyn Clock>,
     request_timeout: Duration,
     sent: std::sync::Mutex<Option<Vec<SentRequest>>>,
-    /// Unpadded onion sizes of server requests by (payload length, host,
-    /// port), so a padded onion is built once instead of twice (issue 9:
-    /// attachment chunks all have the same size).
-    onion_sizes: std::sync::Mutex<HashMap<(usize, String, u16), usize>>,
 }
 
 /// A uniform draw in `0..n` from the OS RNG (rejection sampling).
@@ -293,7 +289,6 @@ impl Network {
             clock,
             request_timeout: REQUEST_TIMEOUT,
             sent: std::sync::Mutex::new(None),
-            onion_sizes: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -902,60 +897,6 @@ impl Network {
         }
     }
 
-    /// [`build_padded_onion`] in one build when the unpadded size of this
-    /// payload length is known (the padded body is checked against its
-    /// bucket; any mismatch falls back to the two-build path).
-    fn build_server_onion(
-        &self,
-        payload: &[u8],
-        hops: &[PathNode],
-        dest: &OnionDestination,
-        random: &[LayerRandom],
-        server: &ServerTarget,
-    ) -> Result<umbra_proto::onion::BuiltOnion, umbra_proto::onion::OnionError> {
-        let key = (payload.len(), server.host.clone(), server.port);
-        let known = self
-            .onion_sizes
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).copied());
-        let s0 = match known {
-            Some(s0) => s0,
-            None => {
-                let s0 = umbra_proto::onion::build_onion(
-                    EncType::XChaCha20,
-                    payload,
-                    hops,
-                    dest,
-                    random,
-                    Some(0),
-                )?
-                .body
-                .len();
-                if let Ok(mut m) = self.onion_sizes.lock() {
-                    m.insert(key, s0);
-                }
-                s0
-            }
-        };
-        if let Some(bucket) =
-            umbra_proto::onion::bucket_for(s0).filter(|&b| b <= umbra_proto::onion::MAX_BODY_SIZE)
-        {
-            let b = umbra_proto::onion::build_onion(
-                EncType::XChaCha20,
-                payload,
-                hops,
-                dest,
-                random,
-                Some(bucket - s0),
-            )?;
-            if b.body.len() == bucket {
-                return Ok(b);
-            }
-        }
-        build_padded_onion(EncType::XChaCha20, payload, hops, dest, random)
-    }
-
     /// One try of a server request along `path`.
     async fn send_server_once(
         &self,
@@ -976,7 +917,7 @@ impl Network {
             let hops = path.iter().map(path_node).collect::<Result<Vec<_>, _>>()?;
             let dest = OnionDestination::Server(server.clone());
             let random: Vec<LayerRandom> = (0..4).map(|_| layer_random()).collect();
-            self.build_server_onion(payload, &hops, &dest, &random, server)
+            build_padded_onion(EncType::XChaCha20, payload, &hops, &dest, &random)
                 .map_err(|e| NetError::Onion(e.to_string()))
         })();
         let (reply_key, resp) = match self.post_onion(&path[0], built, timeout).await {

@@ -75,22 +75,36 @@ impl LayerRandom {
         Ok(Self::new(ephemeral_secret, n))
     }
 
-    /// Encrypts `plaintext` to `node`: returns the ciphertext, the layer key
-    /// and the ephemeral public key `E`.
-    fn encrypt_to(
-        &self,
-        enc_type: EncType,
-        node: &X25519Public,
-        plaintext: &[u8],
-    ) -> Result<(Vec<u8>, LayerKey, X25519Public), OnionError> {
+    /// The key agreement with `node`: the layer key and the ephemeral
+    /// public key `E` (one X25519 and one base-point multiplication).
+    fn agree(&self, enc_type: EncType, node: &X25519Public) -> Result<AgreedLayer, OnionError> {
         let secret = X25519Secret::from_bytes(*self.ephemeral_secret);
-        let key = LayerKey::client(enc_type, &secret, node)?;
-        let nonce = self
-            .nonce
-            .get(..enc_type.nonce_len())
-            .unwrap_or(&self.nonce[..]);
-        let ct = key.encrypt(nonce, plaintext)?;
-        Ok((ct, key, secret.public()))
+        let (key, ephemeral) = LayerKey::client_with_public(enc_type, &secret, node)?;
+        let nonce_len = enc_type.nonce_len();
+        let nonce = self.nonce.get(..nonce_len).unwrap_or(&self.nonce[..]);
+        Ok(AgreedLayer {
+            key,
+            ephemeral,
+            nonce: nonce.to_vec(),
+        })
+    }
+}
+
+/// One layer after its key agreement: what encrypting it needs.
+struct AgreedLayer {
+    key: LayerKey,
+    ephemeral: X25519Public,
+    nonce: Vec<u8>,
+}
+
+impl AgreedLayer {
+    /// Encrypts `plaintext`; when only `measuring`, returns zeros of the
+    /// ciphertext's exact length instead (nonce ‖ ciphertext ‖ tag).
+    fn encrypt(&self, plaintext: &[u8], measuring: bool) -> Result<Vec<u8>, OnionError> {
+        if measuring {
+            return Ok(vec![0; plaintext.len() + self.key.enc_type().overhead()]);
+        }
+        self.key.encrypt(&self.nonce, plaintext)
     }
 }
 
@@ -186,14 +200,22 @@ pub fn build_onion(
     random: &[LayerRandom],
     pad: Option<usize>,
 ) -> Result<BuiltOnion, OnionError> {
-    let (dest_random, hop_random) = random.split_last().ok_or(OnionError::RandomnessCount {
-        expected: hops.len() + 1,
-        got: 0,
-    })?;
+    let agreed = agree_layers(enc_type, hops, destination, random)?;
+    assemble(enc_type, payload, hops, destination, &agreed, pad, false)
+}
+
+/// The key agreement of every layer, path order, destination last; checks
+/// the path and the randomness count.
+fn agree_layers(
+    enc_type: EncType,
+    hops: &[PathNode],
+    destination: &OnionDestination,
+    random: &[LayerRandom],
+) -> Result<Vec<AgreedLayer>, OnionError> {
     if hops.is_empty() {
         return Err(OnionError::EmptyPath);
     }
-    if hop_random.len() != hops.len() {
+    if random.len() != hops.len() + 1 {
         return Err(OnionError::RandomnessCount {
             expected: hops.len() + 1,
             got: random.len(),
@@ -203,10 +225,36 @@ pub fn build_onion(
     if hop_count > MAX_ONION_HOPS {
         return Err(OnionError::HopLimitExceeded(hop_count));
     }
+    let dest_x25519 = match destination {
+        OnionDestination::Node { node, .. } => &node.x25519,
+        OnionDestination::Server(s) => &s.x25519,
+    };
+    hops.iter()
+        .map(|hop| &hop.x25519)
+        .chain(std::iter::once(dest_x25519))
+        .zip(random)
+        .map(|(node, r)| r.agree(enc_type, node))
+        .collect()
+}
+
+/// Wraps `payload` in the layers of `agreed` (from [`agree_layers`]): only
+/// framing, JSON and symmetric encryption. `measuring` skips the encryption
+/// (each ciphertext is zeros of its exact length): a padded build measures
+/// the unpadded size that way before the real pass.
+fn assemble(
+    enc_type: EncType,
+    payload: &[u8],
+    hops: &[PathNode],
+    destination: &OnionDestination,
+    agreed: &[AgreedLayer],
+    pad: Option<usize>,
+    measuring: bool,
+) -> Result<BuiltOnion, OnionError> {
+    let (dest_layer, hop_layers) = agreed.split_last().ok_or(OnionError::EmptyPath)?;
     let enc_name = Value::from(enc_type.as_str());
 
     // Destination layer and the route the last hop reads.
-    let (dest_plaintext, mut ciphertext, reply_key, mut route) = match destination {
+    let (dest_plaintext, mut ciphertext, mut route) = match destination {
         OnionDestination::Node { node, options } => {
             let mut j = BTreeMap::new();
             j.insert("headers", Value::from(""));
@@ -220,16 +268,19 @@ pub fn build_onion(
                 j.insert("pad", Value::from(pad_string(n)));
             }
             let c0 = frame(payload, &to_json(&j)?)?;
-            let (x0, key, e0) = dest_random.encrypt_to(enc_type, &node.x25519, &c0)?;
+            let x0 = dest_layer.encrypt(&c0, measuring)?;
             let mut r = BTreeMap::new();
             r.insert("destination", Value::from(hex::encode(node.ed25519)));
             r.insert("enc_type", enc_name.clone());
-            r.insert("ephemeral_key", Value::from(hex::encode(e0.as_bytes())));
-            (c0, x0, key, r)
+            r.insert(
+                "ephemeral_key",
+                Value::from(hex::encode(dest_layer.ephemeral.as_bytes())),
+            );
+            (c0, x0, r)
         }
         OnionDestination::Server(s) => {
             ProxyRequest::new(&s.host, &s.target, s.protocol.as_str(), s.port)?;
-            let (x0, key, e0) = dest_random.encrypt_to(enc_type, &s.x25519, payload)?;
+            let x0 = dest_layer.encrypt(payload, measuring)?;
             let mut r = BTreeMap::new();
             r.insert("host", Value::from(s.host.as_str()));
             r.insert("target", Value::from(s.target.as_str()));
@@ -237,31 +288,34 @@ pub fn build_onion(
             r.insert("protocol", Value::from(s.protocol.as_str()));
             r.insert("port", json!(s.port));
             r.insert("enc_type", enc_name.clone());
-            r.insert("ephemeral_key", Value::from(hex::encode(e0.as_bytes())));
+            r.insert(
+                "ephemeral_key",
+                Value::from(hex::encode(dest_layer.ephemeral.as_bytes())),
+            );
             if let Some(n) = pad {
                 r.insert("pad", Value::from(pad_string(n)));
             }
-            (payload.to_vec(), x0, key, r)
+            (payload.to_vec(), x0, r)
         }
     };
 
     // Relay layers, innermost first.
     let mut plaintexts = Vec::with_capacity(hops.len() + 1);
     let mut hop_keys = Vec::with_capacity(hops.len());
-    let mut guard_e = None;
-    for (hop, r) in hops.iter().zip(hop_random).rev() {
+    for (hop, layer) in hops.iter().zip(hop_layers).rev() {
         let p = frame(&ciphertext, &to_json(&route)?)?;
-        let (x, key, e) = r.encrypt_to(enc_type, &hop.x25519, &p)?;
+        ciphertext = layer.encrypt(&p, measuring)?;
         plaintexts.push(p);
-        hop_keys.push(key);
-        ciphertext = x;
+        hop_keys.push(layer.key.clone());
         route = BTreeMap::new();
         route.insert("destination", Value::from(hex::encode(hop.ed25519)));
         route.insert("enc_type", enc_name.clone());
-        route.insert("ephemeral_key", Value::from(hex::encode(e.as_bytes())));
-        guard_e = Some(e);
+        route.insert(
+            "ephemeral_key",
+            Value::from(hex::encode(layer.ephemeral.as_bytes())),
+        );
     }
-    let guard_e = guard_e.ok_or(OnionError::EmptyPath)?;
+    let guard = hop_layers.first().ok_or(OnionError::EmptyPath)?;
     plaintexts.reverse();
     hop_keys.reverse();
     plaintexts.push(dest_plaintext);
@@ -270,20 +324,22 @@ pub fn build_onion(
     entry.insert("enc_type", enc_name);
     entry.insert(
         "ephemeral_key",
-        Value::from(hex::encode(guard_e.as_bytes())),
+        Value::from(hex::encode(guard.ephemeral.as_bytes())),
     );
     let body = frame(&ciphertext, &to_json(&entry)?)?;
     Ok(BuiltOnion {
         body,
-        reply_key,
+        reply_key: dest_layer.key.clone(),
         hop_keys,
         layer_plaintexts: plaintexts,
     })
 }
 
 /// Builds an onion whose body is exactly the smallest size bucket that fits
-/// (§9.2): builds once with an empty pad, measures, then rebuilds with the
-/// pad that fills the bucket. Requests over 10 MiB are refused.
+/// (§9.2): measures the size with an empty pad (framing only, no
+/// encryption), then builds with the pad that fills the bucket. The key
+/// agreements (the public-key work) are done once. Requests over 10 MiB are
+/// refused.
 pub fn build_padded_onion(
     enc_type: EncType,
     payload: &[u8],
@@ -291,19 +347,21 @@ pub fn build_padded_onion(
     destination: &OnionDestination,
     random: &[LayerRandom],
 ) -> Result<BuiltOnion, OnionError> {
-    let first = build_onion(enc_type, payload, hops, destination, random, Some(0))?;
+    let agreed = agree_layers(enc_type, hops, destination, random)?;
+    let first = assemble(enc_type, payload, hops, destination, &agreed, Some(0), true)?;
     let s0 = first.body.len();
     let bucket = buckets_from(s0).next().ok_or(OnionError::TooLarge(s0))?;
     if bucket > MAX_BODY_SIZE {
         return Err(OnionError::TooLarge(s0));
     }
-    let padded = build_onion(
+    let padded = assemble(
         enc_type,
         payload,
         hops,
         destination,
-        random,
+        &agreed,
         Some(bucket - s0),
+        false,
     )?;
     if padded.body.len() != bucket {
         return Err(OnionError::PaddingMismatch {

@@ -164,11 +164,22 @@ impl LayerKey {
         ephemeral_secret: &X25519Secret,
         node: &X25519Public,
     ) -> Result<Self, OnionError> {
+        Ok(Self::client_with_public(enc_type, ephemeral_secret, node)?.0)
+    }
+
+    /// [`LayerKey::client`], also returning the ephemeral public key `E`
+    /// (derived once: it is both hashed into the key and sent in the layer).
+    pub(crate) fn client_with_public(
+        enc_type: EncType,
+        ephemeral_secret: &X25519Secret,
+        node: &X25519Public,
+    ) -> Result<(Self, X25519Public), OnionError> {
         let client_pk = ephemeral_secret.public();
         let shared = ephemeral_secret
             .diffie_hellman(node)
             .map_err(OnionError::KeyExchange)?;
-        Ok(Self::derive(enc_type, shared.as_bytes(), &client_pk, node))
+        let key = Self::derive(enc_type, shared.as_bytes(), &client_pk, node);
+        Ok((key, client_pk))
     }
 
     /// The node side: `shared = X25519(n, E)` with the node's secret `n` and

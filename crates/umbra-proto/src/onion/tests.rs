@@ -596,6 +596,36 @@ proptest! {
             ReplyOutcome::Reply(NodeReply { status: 200, body: text.into() }));
     }
 
+    /// The padded build measures its unpadded size without encrypting; the
+    /// result must be byte for byte the plain build with the pad that fills
+    /// the bucket, to a node and to a server, with either cipher.
+    #[test]
+    fn padded_build_is_the_plain_build_with_its_pad((salt, k, xchacha, payload) in path_strategy(),
+                                                   to_server in any::<bool>()) {
+        let enc = if xchacha { EncType::XChaCha20 } else { EncType::AesGcm };
+        let hops: Vec<PathNode> = (0..k).map(|i| node(salt.wrapping_add(u8::try_from(i).unwrap_or(0))).info).collect();
+        let dest = if to_server {
+            OnionDestination::Server(ServerTarget {
+                host: "files.example.org".into(),
+                target: "/oxen/v4/lsrpc".into(),
+                protocol: Protocol::Https,
+                port: 443,
+                x25519: node(salt.wrapping_add(100)).info.x25519,
+            })
+        } else {
+            node_dest(&node(salt.wrapping_add(100)), NodeRequestOptions::default())
+        };
+        let random = randoms(k + 1, salt);
+        let fail = |e: OnionError| TestCaseError::fail(e.to_string());
+        let padded = build_padded_onion(enc, &payload, &hops, &dest, &random).map_err(fail)?;
+        let s0 = build_onion(enc, &payload, &hops, &dest, &random, Some(0)).map_err(fail)?.body.len();
+        let bucket = bucket_for(s0).ok_or_else(|| TestCaseError::fail("no bucket"))?;
+        let plain = build_onion(enc, &payload, &hops, &dest, &random, Some(bucket - s0)).map_err(fail)?;
+        prop_assert_eq!(padded.body.len(), bucket);
+        prop_assert_eq!(&padded.body, &plain.body);
+        prop_assert_eq!(&padded.layer_plaintexts, &plain.layer_plaintexts);
+    }
+
     #[test]
     fn peel_never_panics(body in proptest::collection::vec(any::<u8>(), 0..300)) {
         let n = node(1);
