@@ -1,14 +1,17 @@
 //! Onion relay throughput and latency on loopback (`shared/spec/onion.md`
 //! §3–7): four real nodes in this process (TLS, SQLite, signed registry);
-//! the client sends `info` requests
+//! the client sends `info`, `store` and signed `retrieve` requests
 //!
 //! - directly to node D (`POST /storage_rpc/v1`), and
 //! - as padded 3-hop onions guard → hop 2 → hop 3 → D (`POST /onion_req/v2`),
 //!
-//! and prints the round-trip p50/p99 of each (sequential requests), then the
-//! onion layers relayed per second with many onions in flight (summed from
-//! the nodes' `onion_hops` counters). Onions are built before the clock
-//! starts, so client-side building is not measured.
+//! one at a time, a direct request and an onion alternating, and prints the
+//! round-trip p50/p99 of each and their ratio, checked against issue 4's
+//! target (3-hop p50 within 4x of direct) for `store` and `retrieve`, the
+//! requests a client sends through its paths. Then the onion layers relayed
+//! per second with many onions in flight (summed from the nodes'
+//! `onion_hops` counters). Onions and direct bodies are built before the
+//! clock starts, so client-side building (and signing) is not measured.
 //!
 //! The load average is printed before and after (other processes on the
 //! machine lengthen round trips).
@@ -237,23 +240,28 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
             vec![retrieve.clone(); sequential],
         ),
     ];
+    // Direct requests and onions alternate, one of each at a time, so that
+    // both see the same machine speed (this VM's drifts by up to 1.5x from
+    // minute to minute).
     let mut ratios = Vec::new();
+    let mut verdicts = Vec::new();
+    let mut building = Vec::new();
     for (kind, direct_bodies, onion_bodies) in kinds {
+        let mut onions: Vec<BuiltOnion> = Vec::with_capacity(sequential);
+        for b in &onion_bodies {
+            let t = Instant::now();
+            onions.push(build_for(b)?);
+            building.push(t.elapsed());
+        }
         let mut direct = Vec::with_capacity(sequential);
-        for body in direct_bodies {
+        let mut onion = Vec::with_capacity(sequential);
+        for (body, o) in direct_bodies.into_iter().zip(onions) {
             let t = Instant::now();
             let r = client.post(&d, "/storage_rpc/v1", body).await?;
             direct.push(t.elapsed());
             if r.status != 200 {
                 return Err(format!("direct {kind} answered {}", r.status).into());
             }
-        }
-        let onions: Vec<BuiltOnion> = onion_bodies
-            .iter()
-            .map(|b| build_for(b))
-            .collect::<Result<_, _>>()?;
-        let mut onion = Vec::with_capacity(sequential);
-        for o in onions {
             let t = Instant::now();
             let r = client.post(&guard, "/onion_req/v2", o.body.clone()).await?;
             onion.push(t.elapsed());
@@ -266,9 +274,35 @@ async fn run(sequential: usize, concurrent: usize, in_flight: usize) -> Result<(
             report(&format!("direct {kind}"), direct),
             report(&format!("3-hop onion {kind}"), onion),
         );
-        ratios.push(format!("{kind} {:.1}x", o50 / d50));
+        let ratio = o50 / d50;
+        ratios.push(format!("{kind} {ratio:.1}x"));
+        if kind != "info" {
+            let verdict = if ratio <= 4.0 { "met" } else { "NOT met" };
+            verdicts.push(format!("{kind} {verdict}"));
+        }
     }
     println!("p50 3-hop / direct     {}", ratios.join(", "));
+    // Issue 4's latency target, for the requests a client sends through its
+    // paths (`info` is answered in microseconds, less than one layer's peel:
+    // no 3-hop route can stay within 4x of it; see docs/PERFORMANCE.md).
+    println!("target <= 4x direct    {}", verdicts.join(", "));
+    // For scale: the client's own work per onion, not in the round trips
+    // above (four ephemeral X25519 key pairs and agreements, padding, AEAD).
+    let built_p50 = report("client builds onion", building);
+    // Its bound: the four key agreements (ephemeral public key + X25519).
+    let node_x25519: Vec<_> = keys.iter().map(|k| k.x25519_secret().public()).collect();
+    let mut agreeing = Vec::with_capacity(sequential);
+    for _ in 0..sequential {
+        let t = Instant::now();
+        for n in &node_x25519 {
+            let e = umbra_crypto::X25519Secret::from_bytes(umbra_crypto::random_bytes::<32>());
+            std::hint::black_box(e.public());
+            std::hint::black_box(e.diffie_hellman(n)?);
+        }
+        agreeing.push(t.elapsed());
+    }
+    let agree_p50 = report("4 key agreements", agreeing);
+    println!("build / agreements     {:.2}x", built_p50 / agree_p50);
 
     // The crypto on the onion's critical path alone: the four peels (one
     // X25519 + key derivation + AEAD each, node public keys cached), done
