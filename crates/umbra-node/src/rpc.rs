@@ -682,8 +682,9 @@ async fn recurse(
     if via == Via::Forwarded {
         return forwarded_reply(local.await);
     }
-    // Tombstones take the current sequence number: a mark at it makes the
-    // catch-up carry this change to members that missed it (swarms §6).
+    // Tombstones take sequence numbers above the current one: a mark at it
+    // makes the catch-up carry this change to members that missed it
+    // (swarms §6).
     let floor = node.store.max_seq().await.unwrap_or(0);
     let (local, others) = tokio::join!(local, fanout::to_swarm(node, method, params));
     fanout::mark_missed(node, &others, floor).await;

@@ -93,6 +93,23 @@ pub fn max_seq(conn: &Connection) -> Result<u64, StoreError> {
     from_sql(v.unwrap_or(0), "sequence number")
 }
 
+/// Reserves a fresh sequence number for a tombstone: the messages'
+/// AUTOINCREMENT counter moves past it, so a message stored later sorts
+/// after the tombstone and no two tombstones share a number (a `since` page
+/// can end between any two of them).
+fn reserve_seq(conn: &Connection) -> Result<i64, StoreError> {
+    let bumped = conn
+        .prepare_cached("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages'")
+        .and_then(|mut s| s.execute([]))
+        .ctx("reserving a sequence number")?;
+    if bumped == 0 {
+        conn.prepare_cached("INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', 1)")
+            .and_then(|mut s| s.execute([]))
+            .ctx("reserving a sequence number")?;
+    }
+    Ok(to_sql(max_seq(conn)?))
+}
+
 /// Builds a message from `hash, account, namespace, timestamp, expiry, data`
 /// columns starting at `first`.
 fn message_from_row(r: &Row<'_>, first: usize) -> Result<StoredMessage, StoreError> {
@@ -174,7 +191,7 @@ fn record_tombstone(
     t: &NewTombstone<'_>,
     proof: &mut ProofRef<'_>,
 ) -> Result<(), StoreError> {
-    let seq = to_sql(max_seq(conn)?);
+    let seq = reserve_seq(conn)?;
     let proof_id = proof.id(conn)?;
     // Whether the new record wins over the stored one.
     const NEW_WINS: &str = "(tombstones.proof_id IS NULL AND excluded.proof_id IS NOT NULL)
@@ -1008,9 +1025,9 @@ fn tombstone_row(r: &Row<'_>) -> Result<SequencedTombstoneRow, StoreError> {
 /// (`[from_seq, next_seq)`), walked in sequence order. A page ends before
 /// the sequence number at which it holds `max_messages` messages or has
 /// passed `max_bytes` of messages, tombstones and proofs, so a page of large
-/// messages fits in one reply; it is never empty. A tombstone takes the
-/// latest message's sequence number, so deletions with no store between
-/// them (on the whole node) share one and a page cannot split them.
+/// messages fits in one reply; it is never empty. Every tombstone has a
+/// sequence number of its own ([`reserve_seq`]), so a page can end between
+/// any two entries and exceeds `max_bytes` by at most one entry.
 pub fn since(
     conn: &Connection,
     from_seq: u64,
