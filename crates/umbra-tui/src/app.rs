@@ -195,6 +195,8 @@ pub struct Settings {
     pub notify_bell: bool,
     /// Give the message text to the notification command.
     pub notify_text: bool,
+    /// The one-time link-preview explanation was shown (in any run).
+    pub preview_hint_shown: bool,
 }
 
 impl Settings {
@@ -304,6 +306,9 @@ pub enum Cmd {
     /// Set (`Some`) or clear (`None`) the notification command; answered
     /// by [`NetEvent::Settings`].
     SetNotifyCommand(Option<String>),
+    /// Remember that the link-preview explanation was shown, so that it is
+    /// shown once per profile, not once per run.
+    PreviewHintShown,
     /// Notify the user of a new incoming message: ring the terminal bell
     /// (`bell`, done by the UI loop) and/or run `command` with the sender's
     /// short ID and, only if the user opted in, the text.
@@ -481,8 +486,6 @@ pub struct App {
     mark_read_in_flight: Option<AccountId>,
     typing_sent: Option<(AccountId, u64)>,
     last_key_ms: u64,
-    /// Whether the link-preview hint (§16.1 step 1) was shown this run.
-    preview_hint_shown: bool,
 }
 
 fn d_text(d: Disappearing) -> String {
@@ -575,7 +578,6 @@ impl App {
             mark_read_in_flight: None,
             typing_sent: None,
             last_key_ms: now_ms,
-            preview_hint_shown: false,
         };
         (app, vec![Cmd::Load { open: None }, Cmd::Sync])
     }
@@ -950,12 +952,14 @@ impl App {
             return self.command(peer, command);
         }
         // The first link sent with previews off: say what turning them on
-        // would cost, once per run (§16.1 step 1).
+        // would cost, once per profile (§16.1 step 1: a one-time prompt).
+        let mut cmds = Vec::new();
         if !self.settings.link_previews
-            && !self.preview_hint_shown
+            && !self.settings.preview_hint_shown
             && umbra_client::preview::first_https_url(&text).is_some()
         {
-            self.preview_hint_shown = true;
+            self.settings.preview_hint_shown = true;
+            cmds.push(Cmd::PreviewHintShown);
             self.status = Some(format!(
                 "Sent without a link preview (they are off). {} (Settings: Esc, then s)",
                 Setting::LinkPreviews.reveals()
@@ -972,18 +976,20 @@ impl App {
         self.scroll = 0;
         // A visible message ends our typing indicator on their side.
         self.typing_sent = None;
-        if is_group(&peer) {
-            return vec![Cmd::SendGroup {
+        cmds.push(if is_group(&peer) {
+            Cmd::SendGroup {
                 group: peer,
                 text,
                 local_id,
-            }];
-        }
-        vec![Cmd::Send {
-            peer,
-            text,
-            local_id,
-        }]
+            }
+        } else {
+            Cmd::Send {
+                peer,
+                text,
+                local_id,
+            }
+        });
+        cmds
     }
 
     fn command(&mut self, peer: AccountId, command: &str) -> Vec<Cmd> {

@@ -928,15 +928,25 @@ fn the_first_link_sent_with_previews_off_explains_them_once() {
     assert!(app.status.is_none());
     typed(&mut app, "see https://example.org/a");
     let cmds = app.on_key(key(KeyCode::Enter));
-    assert!(matches!(cmds.as_slice(), [Cmd::Send { .. }]), "{cmds:?}");
+    assert!(
+        matches!(cmds.as_slice(), [Cmd::PreviewHintShown, Cmd::Send { .. }]),
+        "{cmds:?}"
+    );
     let hint = app.status.clone().unwrap();
     assert!(
         hint.contains("link preview") && hint.contains("random node"),
         "{hint}"
     );
-    // Once per run.
+    // Once: not again in this run …
     app.status = None;
     typed(&mut app, "and https://example.org/b");
+    let cmds = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(cmds.as_slice(), [Cmd::Send { .. }]), "{cmds:?}");
+    assert!(app.status.is_none());
+    // … nor in a later one, whose settings remember it.
+    let mut app = open_bob();
+    app.settings.preview_hint_shown = true;
+    typed(&mut app, "see https://example.org/a");
     app.on_key(key(KeyCode::Enter));
     assert!(app.status.is_none());
     // With previews on there is nothing to explain.

@@ -30,6 +30,9 @@ pub const BELL_KEY: &str = "ui.bell";
 /// Setting key: give the message text to the notification command
 /// (`"true"`; off by default).
 pub const NOTIFY_TEXT_KEY: &str = "ui.notify_text";
+/// Setting key: the one-time link-preview explanation has been shown
+/// (`"true"`), so it is not shown again (`messages.md` §16.1 step 1).
+pub const PREVIEW_HINT_KEY: &str = "ui.link_preview_hint_shown";
 
 /// The program and arguments for a notification: the command's words, the
 /// sender's short ID, then the text if given. `None` when `command` has no
@@ -77,6 +80,7 @@ impl Net {
                 .filter(|c| !c.is_empty()),
             notify_bell: store.bool_setting(BELL_KEY).unwrap_or(false),
             notify_text: store.bool_setting(NOTIFY_TEXT_KEY).unwrap_or(false),
+            preview_hint_shown: store.bool_setting(PREVIEW_HINT_KEY).unwrap_or(false),
         }
     }
 
@@ -347,6 +351,12 @@ impl Net {
                 // Best effort: indicators are never retried (§13).
                 let _ = c.send_typing(&peer, started).await;
             }
+            Cmd::PreviewHintShown => {
+                let store = c.profile().store();
+                if let Err(e) = store.set_bool_setting(PREVIEW_HINT_KEY, true) {
+                    self.done("saving the setting", Err(e.to_string()));
+                }
+            }
             Cmd::SetNotifyCommand(command) => {
                 let store = c.profile().store();
                 let r = match command {
@@ -441,5 +451,37 @@ mod tests {
             ])
         );
         assert_eq!(notify_argv("   ", "05ab…cd", Some("x")), None);
+    }
+
+    /// The link-preview explanation is remembered in the profile: a later
+    /// run's settings say it was shown.
+    #[tokio::test]
+    async fn the_preview_hint_is_remembered_in_the_profile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seed = umbra_proto::mnemonic::AccountSeed::new_umbra(&[7; 32]);
+        let open = || {
+            let profile = umbra_client::profile::Profile::open(dir.path(), None)
+                .or_else(|_| umbra_client::profile::Profile::create(dir.path(), &seed, None))
+                .expect("profile");
+            let network = umbra_proto::network::NetworkConfig {
+                name: "offline".into(),
+                registry_keys: vec![umbra_proto::rpc::encoding::Ed25519Hex(
+                    umbra_crypto::Ed25519Keypair::from_seed(&[1; 32]).public(),
+                )],
+                threshold: 1,
+                swarm_params: None,
+                registry_urls: vec![],
+                seed_nodes: vec![],
+                file_server: None,
+            };
+            let client = Client::open(profile, network, Default::default()).expect("client");
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            Net::new(Arc::new(client), tx)
+        };
+        let net = open();
+        assert!(!net.settings().preview_hint_shown);
+        net.execute(Cmd::PreviewHintShown).await;
+        drop(net);
+        assert!(open().settings().preview_hint_shown);
     }
 }
