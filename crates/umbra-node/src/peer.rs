@@ -401,10 +401,7 @@ pub async fn since(
         }
     };
     let more = batch.next_seq.is_some();
-    let next = batch
-        .next_seq
-        .or_else(|| batch.messages.last().map(|m| m.seq + 1))
-        .unwrap_or(req.since);
+    let next = batch.next_seq.or(batch.end_seq).unwrap_or(req.since);
     let (items, tombstones): (Vec<PushItem>, Vec<PushTombstone>) = {
         let reg = node.registry();
         let Some(doc) = reg.current() else {

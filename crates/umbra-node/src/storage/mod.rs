@@ -208,6 +208,10 @@ pub struct SinceBatch {
     pub tombstones: Vec<Tombstone>,
     /// Where the next page starts, if more messages remain.
     pub next_seq: Option<u64>,
+    /// One past the highest sequence number of an entry in this page (a
+    /// message or a tombstone); `None` for an empty page. Where a caller
+    /// continues next time once there are no more pages.
+    pub end_seq: Option<u64>,
 }
 
 /// SQLite `synchronous` setting for the write connection.

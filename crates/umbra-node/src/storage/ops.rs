@@ -1143,6 +1143,7 @@ pub fn since(
             keep_until_ms: from_sql(keep_until, "keep_until")?,
         });
     }
+    out.end_seq = last_seq.map(|s| s + 1);
     Ok(out)
 }
 
