@@ -97,15 +97,48 @@ struct AgreedLayer {
     nonce: Vec<u8>,
 }
 
-impl AgreedLayer {
-    /// Encrypts `plaintext`; when only `measuring`, returns zeros of the
-    /// ciphertext's exact length instead (nonce ‖ ciphertext ‖ tag).
-    fn encrypt(&self, plaintext: &[u8], measuring: bool) -> Result<Vec<u8>, OnionError> {
-        if measuring {
-            return Ok(vec![0; plaintext.len() + self.key.enc_type().overhead()]);
-        }
-        self.key.encrypt(&self.nonce, plaintext)
+/// What a layer is built of: the bytes ([`Vec<u8>`]: the real onion), or
+/// only their length (`usize`: measuring an onion's size without copying or
+/// encrypting its payload).
+trait LayerBody: Sized {
+    /// The innermost body: the payload itself.
+    fn payload(payload: &[u8]) -> Self;
+    /// `len ‖ self ‖ json` (§2).
+    fn frame(&self, json: &[u8]) -> Result<Self, OnionError>;
+    /// The layer's ciphertext (`nonce ‖ ciphertext ‖ tag`).
+    fn encrypt(&self, layer: &AgreedLayer) -> Result<Self, OnionError>;
+}
+
+impl LayerBody for Vec<u8> {
+    fn payload(payload: &[u8]) -> Self {
+        payload.to_vec()
     }
+    fn frame(&self, json: &[u8]) -> Result<Self, OnionError> {
+        frame(self, json)
+    }
+    fn encrypt(&self, layer: &AgreedLayer) -> Result<Self, OnionError> {
+        layer.key.encrypt(&layer.nonce, self)
+    }
+}
+
+impl LayerBody for usize {
+    fn payload(payload: &[u8]) -> Self {
+        payload.len()
+    }
+    fn frame(&self, json: &[u8]) -> Result<Self, OnionError> {
+        u32::try_from(*self).map_err(|_| OnionError::BlobTooLarge(*self))?;
+        Ok(4 + self + json.len())
+    }
+    fn encrypt(&self, layer: &AgreedLayer) -> Result<Self, OnionError> {
+        Ok(self + layer.key.enc_type().overhead())
+    }
+}
+
+/// An onion assembled from [`LayerBody`]s.
+struct Assembled<B> {
+    body: B,
+    /// `[P_0, …, P_{k−1}, P_D]`, as in [`BuiltOnion::layer_plaintexts`].
+    plaintexts: Vec<B>,
 }
 
 /// The §4.1 options a client puts in the destination layer. `None` leaves
@@ -201,7 +234,19 @@ pub fn build_onion(
     pad: Option<usize>,
 ) -> Result<BuiltOnion, OnionError> {
     let agreed = agree_layers(enc_type, hops, destination, random)?;
-    assemble(enc_type, payload, hops, destination, &agreed, pad, false)
+    let onion = assemble::<Vec<u8>>(enc_type, payload, hops, destination, &agreed, pad)?;
+    built(onion, &agreed)
+}
+
+/// The [`BuiltOnion`] of an onion assembled from `agreed`.
+fn built(onion: Assembled<Vec<u8>>, agreed: &[AgreedLayer]) -> Result<BuiltOnion, OnionError> {
+    let (dest_layer, hop_layers) = agreed.split_last().ok_or(OnionError::EmptyPath)?;
+    Ok(BuiltOnion {
+        body: onion.body,
+        reply_key: dest_layer.key.clone(),
+        hop_keys: hop_layers.iter().map(|l| l.key.clone()).collect(),
+        layer_plaintexts: onion.plaintexts,
+    })
 }
 
 /// The key agreement of every layer, path order, destination last; checks
@@ -227,7 +272,11 @@ fn agree_layers(
     }
     let dest_x25519 = match destination {
         OnionDestination::Node { node, .. } => &node.x25519,
-        OnionDestination::Server(s) => &s.x25519,
+        OnionDestination::Server(s) => {
+            // Refused before any public-key work.
+            ProxyRequest::new(&s.host, &s.target, s.protocol.as_str(), s.port)?;
+            &s.x25519
+        }
     };
     hops.iter()
         .map(|hop| &hop.x25519)
@@ -238,18 +287,16 @@ fn agree_layers(
 }
 
 /// Wraps `payload` in the layers of `agreed` (from [`agree_layers`]): only
-/// framing, JSON and symmetric encryption. `measuring` skips the encryption
-/// (each ciphertext is zeros of its exact length): a padded build measures
-/// the unpadded size that way before the real pass.
-fn assemble(
+/// framing, JSON and symmetric encryption. With `B = usize` it only adds up
+/// lengths: a padded build measures the unpadded size that way.
+fn assemble<B: LayerBody>(
     enc_type: EncType,
     payload: &[u8],
     hops: &[PathNode],
     destination: &OnionDestination,
     agreed: &[AgreedLayer],
     pad: Option<usize>,
-    measuring: bool,
-) -> Result<BuiltOnion, OnionError> {
+) -> Result<Assembled<B>, OnionError> {
     let (dest_layer, hop_layers) = agreed.split_last().ok_or(OnionError::EmptyPath)?;
     let enc_name = Value::from(enc_type.as_str());
 
@@ -267,8 +314,8 @@ fn assemble(
             if let Some(n) = pad {
                 j.insert("pad", Value::from(pad_string(n)));
             }
-            let c0 = frame(payload, &to_json(&j)?)?;
-            let x0 = dest_layer.encrypt(&c0, measuring)?;
+            let c0 = B::payload(payload).frame(&to_json(&j)?)?;
+            let x0 = c0.encrypt(dest_layer)?;
             let mut r = BTreeMap::new();
             r.insert("destination", Value::from(hex::encode(node.ed25519)));
             r.insert("enc_type", enc_name.clone());
@@ -279,8 +326,8 @@ fn assemble(
             (c0, x0, r)
         }
         OnionDestination::Server(s) => {
-            ProxyRequest::new(&s.host, &s.target, s.protocol.as_str(), s.port)?;
-            let x0 = dest_layer.encrypt(payload, measuring)?;
+            let p0 = B::payload(payload);
+            let x0 = p0.encrypt(dest_layer)?;
             let mut r = BTreeMap::new();
             r.insert("host", Value::from(s.host.as_str()));
             r.insert("target", Value::from(s.target.as_str()));
@@ -295,18 +342,16 @@ fn assemble(
             if let Some(n) = pad {
                 r.insert("pad", Value::from(pad_string(n)));
             }
-            (payload.to_vec(), x0, r)
+            (p0, x0, r)
         }
     };
 
     // Relay layers, innermost first.
     let mut plaintexts = Vec::with_capacity(hops.len() + 1);
-    let mut hop_keys = Vec::with_capacity(hops.len());
     for (hop, layer) in hops.iter().zip(hop_layers).rev() {
-        let p = frame(&ciphertext, &to_json(&route)?)?;
-        ciphertext = layer.encrypt(&p, measuring)?;
+        let p = ciphertext.frame(&to_json(&route)?)?;
+        ciphertext = p.encrypt(layer)?;
         plaintexts.push(p);
-        hop_keys.push(layer.key.clone());
         route = BTreeMap::new();
         route.insert("destination", Value::from(hex::encode(hop.ed25519)));
         route.insert("enc_type", enc_name.clone());
@@ -317,7 +362,6 @@ fn assemble(
     }
     let guard = hop_layers.first().ok_or(OnionError::EmptyPath)?;
     plaintexts.reverse();
-    hop_keys.reverse();
     plaintexts.push(dest_plaintext);
 
     let mut entry = BTreeMap::new();
@@ -326,13 +370,8 @@ fn assemble(
         "ephemeral_key",
         Value::from(hex::encode(guard.ephemeral.as_bytes())),
     );
-    let body = frame(&ciphertext, &to_json(&entry)?)?;
-    Ok(BuiltOnion {
-        body,
-        reply_key: dest_layer.key.clone(),
-        hop_keys,
-        layer_plaintexts: plaintexts,
-    })
+    let body = ciphertext.frame(&to_json(&entry)?)?;
+    Ok(Assembled { body, plaintexts })
 }
 
 /// Builds an onion whose body is exactly the smallest size bucket that fits
@@ -348,20 +387,21 @@ pub fn build_padded_onion(
     random: &[LayerRandom],
 ) -> Result<BuiltOnion, OnionError> {
     let agreed = agree_layers(enc_type, hops, destination, random)?;
-    let first = assemble(enc_type, payload, hops, destination, &agreed, Some(0), true)?;
-    let s0 = first.body.len();
+    let s0 = assemble::<usize>(enc_type, payload, hops, destination, &agreed, Some(0))?.body;
     let bucket = buckets_from(s0).next().ok_or(OnionError::TooLarge(s0))?;
     if bucket > MAX_BODY_SIZE {
         return Err(OnionError::TooLarge(s0));
     }
-    let padded = assemble(
-        enc_type,
-        payload,
-        hops,
-        destination,
+    let padded = built(
+        assemble::<Vec<u8>>(
+            enc_type,
+            payload,
+            hops,
+            destination,
+            &agreed,
+            Some(bucket - s0),
+        )?,
         &agreed,
-        Some(bucket - s0),
-        false,
     )?;
     if padded.body.len() != bucket {
         return Err(OnionError::PaddingMismatch {
