@@ -464,6 +464,13 @@ async fn account_method(
                         ))
                     })
             } else {
+                // A store that replaces a namespace records its tombstones
+                // before the message: a mark must start below them.
+                let floor = if opts.replace_namespace {
+                    node.store.max_seq().await.ok()
+                } else {
+                    None
+                };
                 let (local, others) = tokio::join!(
                     node.store.store(msg, opts, now),
                     fanout::to_swarm(node, method, params)
@@ -471,7 +478,7 @@ async fn account_method(
                 if let Ok(o) = &local
                     && let Some(seq) = o.seq
                 {
-                    fanout::mark_missed(node, &others, seq).await;
+                    fanout::mark_missed(node, &others, floor.unwrap_or(seq)).await;
                 }
                 let local = local.map_err(|e| store_failure(&e)).and_then(|o| {
                     to_value(node_sig::sign_store_result(

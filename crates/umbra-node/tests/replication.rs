@@ -401,6 +401,73 @@ async fn deletions_missed_while_down_are_caught_up_by_push() {
     deletions_missed_while_down_are_caught_up(CatchUp::Push, (19, 20)).await;
 }
 
+/// A store to a public outbox replaces what the outbox held: the node
+/// records tombstones for the replaced messages, then stores the new one. A
+/// member that was down at the time learns both from the catch-up push (the
+/// mark starts below the tombstones, not at the new message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_replacement_missed_while_down_is_caught_up() {
+    let mut net = TestNet::start(2).await;
+    let dave = account(23);
+    let owners = net.owners(&dave.account_id());
+    let (a, b) = (owners[0], owners[1]);
+    let outbox = |net: &TestNet, i: usize| {
+        let node = net.node(i).node.clone();
+        let id = dave.account_id();
+        async move {
+            let mut got = node
+                .store
+                .retrieve(
+                    &id,
+                    -1,
+                    None,
+                    umbra_proto::rpc::limits::RetrieveLimits::new(None, None),
+                    now_ms(),
+                )
+                .await
+                .map(|r| r.messages.into_iter().map(|m| m.data).collect::<Vec<_>>())
+                .unwrap_or_default();
+            got.sort();
+            got
+        }
+    };
+    let (status, body) = net
+        .rpc(a, &owner::store_outbox(&dave, b"first", now_ms(), 600_000))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        eventually(WAIT, || async {
+            outbox(&net, b).await == vec![b"first".to_vec()]
+        })
+        .await,
+        "b holds the first outbox message"
+    );
+
+    net.stop(b).await;
+    let (status, body) = net
+        .rpc(a, &owner::store_outbox(&dave, b"second", now_ms(), 600_000))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(outbox(&net, a).await, vec![b"second".to_vec()]);
+    assert_eq!(marks_for(&net, a, b).await.len(), 1, "a recorded the miss");
+    // Only a's catch-up push can tell b: b's own pull would start past it.
+    let peer = hex::encode(key_bytes(&net, a));
+    std::fs::write(
+        net.data_dir(b).join("pull-cursors.json"),
+        serde_json::to_vec(&json!({ peer: u64::MAX / 2 })).unwrap(),
+    )
+    .unwrap();
+    net.restart(b).await;
+    assert!(
+        eventually(WAIT, || async {
+            outbox(&net, b).await == vec![b"second".to_vec()]
+        })
+        .await,
+        "b holds {:?}",
+        outbox(&net, b).await
+    );
+}
+
 /// `swarms.md` §10 and §7.4: an old owner whose first hand-over push failed
 /// (the new owners were down) retries, and once enough new owners hold the
 /// messages it drops its copy.

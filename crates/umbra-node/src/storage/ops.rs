@@ -208,7 +208,12 @@ fn record_tombstone(
            new_expiry = CASE WHEN excluded.new_expiry IS NULL OR tombstones.new_expiry IS NULL
                              THEN NULL ELSE min(excluded.new_expiry, tombstones.new_expiry) END,
            keep_until = max(excluded.keep_until, tombstones.keep_until),
-           seq = excluded.seq"
+           seq = CASE WHEN {NEW_WINS}
+                        OR (tombstones.new_expiry IS NOT NULL
+                            AND (excluded.new_expiry IS NULL
+                                 OR excluded.new_expiry < tombstones.new_expiry))
+                        OR excluded.keep_until > tombstones.keep_until
+                      THEN excluded.seq ELSE tombstones.seq END"
     );
     conn.prepare_cached(&sql)
         .and_then(|mut s| {
@@ -1025,9 +1030,12 @@ fn tombstone_row(r: &Row<'_>) -> Result<SequencedTombstoneRow, StoreError> {
 /// (`[from_seq, next_seq)`), walked in sequence order. A page ends before
 /// the sequence number at which it holds `max_messages` messages or has
 /// passed `max_bytes` of messages, tombstones and proofs, so a page of large
-/// messages fits in one reply; it is never empty. Every tombstone has a
-/// sequence number of its own ([`reserve_seq`]), so a page can end between
-/// any two entries and exceeds `max_bytes` by at most one entry.
+/// messages fits in one reply; it is never empty. A tombstone gets a
+/// sequence number of its own when recorded or changed ([`reserve_seq`]),
+/// so a page can end between any two such entries and exceeds `max_bytes`
+/// by at most one entry. (Tombstones written by earlier versions may share
+/// a number with a message until they expire; pages keep such a group
+/// whole.)
 pub fn since(
     conn: &Connection,
     from_seq: u64,

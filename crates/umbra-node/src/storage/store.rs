@@ -1275,6 +1275,53 @@ mod tests {
         );
     }
 
+    /// A tombstone recorded again unchanged (a repeated request, or one
+    /// pushed back by a peer) keeps its sequence number, so it is not sent
+    /// again to peers that already have it; a change moves it forward.
+    #[tokio::test]
+    async fn an_unchanged_tombstone_keeps_its_sequence_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(&dir);
+        let a = acct(1);
+        for i in 0..3 {
+            s.insert(msg(&a, 0, i, NOW + DAY), NOW)
+                .await
+                .expect("insert");
+        }
+        let proof: Proof = Arc::from(b"signed delete".as_slice());
+        let end = |s: &Store| {
+            let s = s.clone();
+            async move {
+                s.since(0, 2000, usize::MAX, NOW)
+                    .await
+                    .expect("since")
+                    .end_seq
+            }
+        };
+        s.delete_hashes(&a, vec![h(1)], NOW, Some(proof))
+            .await
+            .expect("delete");
+        let first = end(&s).await;
+        // The same tombstone pushed back by a peer.
+        let page = s.since(0, 2000, usize::MAX, NOW).await.expect("since");
+        let again: Vec<ProvenTombstone> = page
+            .tombstones
+            .into_iter()
+            .map(|tombstone| ProvenTombstone {
+                tombstone,
+                max_message_timestamp: None,
+            })
+            .collect();
+        assert_eq!(again.len(), 1);
+        s.apply_tombstones(again, NOW).await.expect("apply");
+        assert_eq!(end(&s).await, first, "unchanged: same number");
+        // A shortened expiry of another message is a change: a new number.
+        s.expire(&a, vec![h(2)], NOW + 1000, ExpireMode::Shorten, NOW, None)
+            .await
+            .expect("expire");
+        assert!(end(&s).await > first);
+    }
+
     /// A namespace-wide proof covers messages timestamped up to its bound:
     /// a tombstone for a message this node never held keeps the bound, so
     /// it blocks an older pushed copy but not a later message; once this

@@ -450,6 +450,26 @@ pub mod owner {
         delete_as(keys, &keys.account_id(), hashes)
     }
 
+    /// A `store` to the account's public outbox (namespace −1, which a
+    /// store replaces: the earlier messages there are deleted), signed by
+    /// the owner.
+    pub fn store_outbox(keys: &AccountKeys, data: &[u8], timestamp: u64, ttl: u64) -> Value {
+        use umbra_proto::rpc::encoding::MessageData;
+        use umbra_proto::rpc::types::StoreParams;
+        let mut p = StoreParams {
+            pubkey: keys.account_id(),
+            timestamp,
+            ttl: Some(ttl),
+            expiry: None,
+            data: MessageData(data.to_vec()),
+            namespace: umbra_proto::rpc::Namespace(-1),
+            sig_timestamp: None,
+            auth: AuthParams::default(),
+        };
+        p.auth = Signer::Account(keys).auth(&p.signed_string());
+        Request::Store(p).to_json()
+    }
+
     /// `delete_all` of `namespace` signed at `timestamp`.
     pub fn delete_all(keys: &AccountKeys, namespace: NamespaceSel, timestamp: u64) -> Value {
         let mut p = DeleteAllParams {
