@@ -1274,7 +1274,10 @@ impl App {
                 }
                 Vec::new()
             }
-            NetEvent::Settings(s) => {
+            NetEvent::Settings(mut s) => {
+                // Read while the hint's flag may not be saved yet: it only
+                // ever goes from unseen to seen.
+                s.preview_hint_shown |= self.settings.preview_hint_shown;
                 self.settings = s;
                 Vec::new()
             }

@@ -943,6 +943,13 @@ fn the_first_link_sent_with_previews_off_explains_them_once() {
     let cmds = app.on_key(key(KeyCode::Enter));
     assert!(matches!(cmds.as_slice(), [Cmd::Send { .. }]), "{cmds:?}");
     assert!(app.status.is_none());
+    // Settings read before the flag was saved do not bring it back.
+    let stale = Settings {
+        preview_hint_shown: false,
+        ..app.settings.clone()
+    };
+    app.on_event(NetEvent::Settings(stale));
+    assert!(app.settings.preview_hint_shown);
     // … nor in a later one, whose settings remember it.
     let mut app = open_bob();
     app.settings.preview_hint_shown = true;
