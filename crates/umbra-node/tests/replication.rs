@@ -314,6 +314,17 @@ enum CatchUp {
 /// tombstone carries the owner's signed request and passes the member's own
 /// checks (none is ignored). A message stored after the `delete_all` is
 /// not touched.
+/// Sets stopped member `b`'s pull cursor for `a` far ahead, so that only
+/// `a`'s catch-up push can bring `b` what it missed.
+fn only_push_can_tell(net: &TestNet, a: usize, b: usize) {
+    let peer = hex::encode(key_bytes(net, a));
+    std::fs::write(
+        net.data_dir(b).join("pull-cursors.json"),
+        serde_json::to_vec(&json!({ peer: u64::MAX / 2 })).unwrap(),
+    )
+    .unwrap();
+}
+
 async fn deletions_missed_while_down_are_caught_up(how: CatchUp, seeds: (u8, u8)) {
     use umbra_proto::rpc::{Namespace, NamespaceSel, message_hash};
     let mut net = TestNet::start(2).await;
@@ -363,14 +374,7 @@ async fn deletions_missed_while_down_are_caught_up(how: CatchUp, seeds: (u8, u8)
                 .await
                 .unwrap();
         }
-        CatchUp::Push => {
-            let peer = hex::encode(key_bytes(&net, a));
-            std::fs::write(
-                net.data_dir(b).join("pull-cursors.json"),
-                serde_json::to_vec(&json!({ peer: u64::MAX / 2 })).unwrap(),
-            )
-            .unwrap();
-        }
+        CatchUp::Push => only_push_can_tell(&net, a, b),
     }
 
     net.restart(b).await;
@@ -450,13 +454,7 @@ async fn an_outbox_replacement_missed_while_down_is_caught_up() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(outbox(&net, a).await, vec![b"second".to_vec()]);
     assert_eq!(marks_for(&net, a, b).await.len(), 1, "a recorded the miss");
-    // Only a's catch-up push can tell b: b's own pull would start past it.
-    let peer = hex::encode(key_bytes(&net, a));
-    std::fs::write(
-        net.data_dir(b).join("pull-cursors.json"),
-        serde_json::to_vec(&json!({ peer: u64::MAX / 2 })).unwrap(),
-    )
-    .unwrap();
+    only_push_can_tell(&net, a, b);
     net.restart(b).await;
     assert!(
         eventually(WAIT, || async {
