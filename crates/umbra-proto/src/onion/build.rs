@@ -105,6 +105,10 @@ trait LayerBody: Sized {
     fn payload(payload: &[u8]) -> Self;
     /// `len ‖ self ‖ json` (§2).
     fn frame(&self, json: &[u8]) -> Result<Self, OnionError>;
+    /// `len ‖ payload ‖ json`.
+    fn framed_payload(payload: &[u8], json: &[u8]) -> Result<Self, OnionError> {
+        Self::payload(payload).frame(json)
+    }
     /// The layer's ciphertext (`nonce ‖ ciphertext ‖ tag`).
     fn encrypt(&self, layer: &AgreedLayer) -> Result<Self, OnionError>;
 }
@@ -115,6 +119,10 @@ impl LayerBody for Vec<u8> {
     }
     fn frame(&self, json: &[u8]) -> Result<Self, OnionError> {
         frame(self, json)
+    }
+    fn framed_payload(payload: &[u8], json: &[u8]) -> Result<Self, OnionError> {
+        // One copy of the payload, not two.
+        frame(payload, json)
     }
     fn encrypt(&self, layer: &AgreedLayer) -> Result<Self, OnionError> {
         layer.key.encrypt(&layer.nonce, self)
@@ -314,7 +322,7 @@ fn assemble<B: LayerBody>(
             if let Some(n) = pad {
                 j.insert("pad", Value::from(pad_string(n)));
             }
-            let c0 = B::payload(payload).frame(&to_json(&j)?)?;
+            let c0 = B::framed_payload(payload, &to_json(&j)?)?;
             let x0 = c0.encrypt(dest_layer)?;
             let mut r = BTreeMap::new();
             r.insert("destination", Value::from(hex::encode(node.ed25519)));
