@@ -156,13 +156,7 @@ async fn a_restarting_member_pulls_what_it_missed() {
     net.stop(b).await;
     let mut sent = store_while_down(&net, a, b, &bob, "pulled", 4).await;
     sent.insert(b"before".to_vec());
-    // Without the mark only the pull on start (`/node/v1/since`) can help.
-    net.node(a)
-        .node
-        .store
-        .clear_catchup_mark(key_bytes(&net, b))
-        .await
-        .unwrap();
+    only_pull_can_tell(&net, a, b).await;
     net.restart(b).await;
     assert!(
         eventually(WAIT, || async {
@@ -314,6 +308,17 @@ enum CatchUp {
 /// tombstone carries the owner's signed request and passes the member's own
 /// checks (none is ignored). A message stored after the `delete_all` is
 /// not touched.
+/// Clears `a`'s catch-up mark for stopped member `b`: without it only `b`'s
+/// pull on start (`/node/v1/since`) can bring `b` what it missed.
+async fn only_pull_can_tell(net: &TestNet, a: usize, b: usize) {
+    net.node(a)
+        .node
+        .store
+        .clear_catchup_mark(key_bytes(net, b))
+        .await
+        .unwrap();
+}
+
 /// Sets stopped member `b`'s pull cursor for `a` far ahead, so that only
 /// `a`'s catch-up push can bring `b` what it missed.
 fn only_push_can_tell(net: &TestNet, a: usize, b: usize) {
@@ -366,14 +371,7 @@ async fn deletions_missed_while_down_are_caught_up(how: CatchUp, seeds: (u8, u8)
     assert_eq!(status, 200, "{body}");
     assert_eq!(marks_for(&net, a, b).await.len(), 1, "a recorded the miss");
     match how {
-        CatchUp::Pull => {
-            net.node(a)
-                .node
-                .store
-                .clear_catchup_mark(key_bytes(&net, b))
-                .await
-                .unwrap();
-        }
+        CatchUp::Pull => only_pull_can_tell(&net, a, b).await,
         CatchUp::Push => only_push_can_tell(&net, a, b),
     }
 
