@@ -48,15 +48,14 @@ pub fn load_or_create(
         path: path.to_path_buf(),
         source,
     };
-    match std::fs::read_to_string(path) {
+    match std::fs::read_to_string(path).map(Zeroizing::new) {
         Ok(text) => {
             check_permissions(path)?;
-            let seed = Zeroizing::new(
-                hex::decode(text.trim())
-                    .map_err(|_| KeyFileError::Malformed(path.to_path_buf()))?,
-            );
-            Ed25519Keypair::from_seed_slice(&seed)
-                .map_err(|_| KeyFileError::Malformed(path.to_path_buf()))
+            // Decoded in place: `hex::decode` may grow (and copy) its buffer.
+            let mut seed = Zeroizing::new([0u8; 32]);
+            hex::decode_to_slice(text.trim(), &mut seed[..])
+                .map_err(|_| KeyFileError::Malformed(path.to_path_buf()))?;
+            Ok(Ed25519Keypair::from_seed(&seed))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -114,6 +113,24 @@ mod tests {
                 std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
                 0o600
             );
+        }
+    }
+
+    #[test]
+    fn loads_hex_with_whitespace_and_refuses_wrong_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let created = load_or_create(&path, || [9; 32]).unwrap();
+        // Hand-edited files: surrounding whitespace is accepted.
+        std::fs::write(&path, format!("  {}\n\n", hex::encode([9u8; 32]))).unwrap();
+        assert_eq!(
+            load(&path).unwrap().public(),
+            created.public(),
+            "the same seed must give the same key"
+        );
+        for bad in [hex::encode([9u8; 31]), hex::encode([9u8; 33]), "abc".into()] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(matches!(load(&path), Err(KeyFileError::Malformed(_))));
         }
     }
 
