@@ -26,7 +26,8 @@ use umbra_transport::{Clock, SystemClock};
 use crate::net::{NetError, Network, RpcReply};
 use crate::profile::Profile;
 use crate::store::{
-    Direction, Disappearing, DisappearingMode, Message, MessageStatus, NewMessage, StoreError,
+    Direction, Disappearing, DisappearingMode, MAX_STORED_MS, Message, MessageStatus, NewMessage,
+    StoreError,
 };
 
 /// The default TTL of a stored message: 14 days.
@@ -72,6 +73,22 @@ pub enum ClientError {
     Group(String),
 }
 
+impl ClientError {
+    /// Whether the failure lies in the item being processed (a number the
+    /// store cannot hold, a swarm hash already taken, a group item that does
+    /// not apply) rather than in this device or the network: processing the
+    /// same item again can never succeed.
+    pub fn is_about_the_item(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Store(StoreError::OutOfRange(_) | StoreError::HashInUse)
+                | ClientError::Invalid(_)
+                | ClientError::Group(_)
+                | ClientError::Encrypt(_)
+        )
+    }
+}
+
 /// What one `sync` brought.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -83,7 +100,8 @@ pub struct SyncReport {
     pub receipts: usize,
     /// Unsend requests applied.
     pub unsent: usize,
-    /// Blobs that could not be decrypted or verified (dropped).
+    /// Blobs that could not be decrypted or verified, or whose content can
+    /// never be applied (a time beyond 2^63 − 1 ms, …): dropped.
     pub undecryptable: usize,
     /// Messages from blocked accounts (dropped).
     pub blocked: usize,
@@ -828,6 +846,8 @@ impl Client {
                     report.undecryptable += 1;
                     continue;
                 };
+                // A node may claim any expiry; the store holds up to 2^63 − 1.
+                let expiry = expiry.min(MAX_STORED_MS);
                 last_hash = Some(hash.to_string());
                 if store.is_seen(hash)? {
                     continue;
@@ -837,9 +857,26 @@ impl Client {
                     .ok()
                     .and_then(|b| open_envelope(self.keys(), &b).ok())
                 {
+                    // Signed, but no clock reads that time: nothing to show.
+                    Some(opened) if opened.timestamp_ms > MAX_STORED_MS => {
+                        report.undecryptable += 1;
+                    }
                     Some(opened) => {
-                        self.apply(opened, hash, expiry, &mut report, &mut typing)
-                            .await?
+                        match self
+                            .apply(opened, hash, expiry, &mut report, &mut typing)
+                            .await
+                        {
+                            Ok(()) => {}
+                            // This message can never be applied: drop it, or
+                            // it would stop every later sync at the same place.
+                            Err(e) if e.is_about_the_item() => {
+                                tracing::debug!(error = %e, "message dropped");
+                                report.undecryptable += 1;
+                            }
+                            // This device or the network: the page is fetched
+                            // again by the next sync, nothing is lost.
+                            Err(e) => return Err(e),
+                        }
                     }
                     None => report.undecryptable += 1,
                 }

@@ -172,6 +172,12 @@ async fn store_raw_ttl(
     ttl_ms: u64,
 ) -> String {
     let blob = seal_content(from, to, content, t, umbra_crypto::random_bytes::<32>()).unwrap();
+    store_blob(via, to, &blob, t, ttl_ms).await
+}
+
+/// Stores the sealed `blob` for `to` with store timestamp `t` and TTL
+/// `ttl_ms`, through `via`'s onion paths; returns the swarm hash.
+async fn store_blob(via: &Client, to: &AccountId, blob: &[u8], t: u64, ttl_ms: u64) -> String {
     let reply = via
         .network()
         .storage_request(
@@ -181,7 +187,7 @@ async fn store_raw_ttl(
                 "pubkey": to.to_string(),
                 "timestamp": t,
                 "ttl": ttl_ms,
-                "data": STANDARD.encode(&blob),
+                "data": STANDARD.encode(blob),
             }),
         )
         .await
@@ -1091,6 +1097,60 @@ async fn unsend_and_forged_unsend() {
         bob.unsend(&a_id, keep.timestamp_ms).await,
         Err(ClientError::Invalid(_))
     ));
+}
+
+/// A message whose signed time no store can hold (2^63 ms and beyond) is
+/// dropped, and the messages after it still arrive: it must not stop the
+/// recipient's sync (it used to fail every sync at the same page for as
+/// long as the swarm kept it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_an_impossible_time_does_not_stop_sync() {
+    let accts = Accounts::new(network());
+    let alice = accts.client("alice");
+    let bob = accts.client("bob");
+    let (a_id, b_id) = (alice.account_id(), bob.account_id());
+
+    let content = Content {
+        data_message: Some(DataMessage {
+            body: Some("from the far future".into()),
+            ..DataMessage::default()
+        }),
+        ..Content::default()
+    };
+    let mut hostile = Vec::new();
+    for signed_ms in [1u64 << 63, u64::MAX] {
+        let blob = seal_content(
+            alice.profile().keys(),
+            &b_id,
+            &content,
+            signed_ms,
+            umbra_crypto::random_bytes::<32>(),
+        )
+        .unwrap();
+        let t = alice.now().await;
+        hostile.push(store_blob(&alice, &b_id, &blob, t, 3_600_000).await);
+    }
+    let sent = alice
+        .send_text(&b_id, "after the impossible ones")
+        .await
+        .unwrap();
+
+    let dropped = Cell::new(0);
+    let after = wait_until("Bob's sync to get past them", EVENT_TIMEOUT, || async {
+        dropped.set(dropped.get() + bob.sync().await.unwrap().undecryptable);
+        bob.profile()
+            .store()
+            .messages(&a_id, None)
+            .unwrap()
+            .into_iter()
+            .find(|m| m.timestamp_ms == sent.timestamp_ms)
+    })
+    .await;
+    assert_eq!(after.text, "after the impossible ones");
+    let store = bob.profile().store();
+    assert!(hostile.iter().all(|h| store.is_seen(h).unwrap()));
+    assert_eq!(dropped.get(), 2);
+    assert_eq!(store.messages(&a_id, None).unwrap().len(), 1);
 }
 
 // ----- 6. a second device -----

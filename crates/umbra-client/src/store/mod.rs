@@ -121,6 +121,10 @@ impl StoreError {
 /// A `Result` with a [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The largest time (ms) or expiry the store can hold: SQLite's integers
+/// are signed 64-bit.
+pub const MAX_STORED_MS: u64 = i64::MAX as u64;
+
 /// Converts an unsigned value to SQLite's `i64`.
 pub(crate) fn to_i64(v: u64, what: &'static str) -> Result<i64> {
     i64::try_from(v).map_err(|_| StoreError::OutOfRange(what))
