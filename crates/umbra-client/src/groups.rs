@@ -83,17 +83,80 @@ fn bad(what: &str) -> ClientError {
     ClientError::Invalid(format!("corrupt local group record: {what}"))
 }
 
+/// A secret held as lowercase hex in a stored record (the group seed,
+/// `member_auth`, the key ring). Serialized as a plain JSON string, so the
+/// stored format is that of a `String`; the text is zeroized on drop,
+/// including when a field is overwritten. Encoding and decoding go through
+/// buffers of the exact size, so no grown-and-freed copy is left behind.
+#[derive(Clone, Default)]
+struct SecretHex(Zeroizing<String>);
+
+impl SecretHex {
+    /// Hex of `bytes`.
+    fn encode(bytes: &[u8]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = Zeroizing::new(String::with_capacity(bytes.len() * 2));
+        for b in bytes {
+            text.push(char::from(DIGITS[usize::from(b >> 4)]));
+            text.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        }
+        Self(text)
+    }
+
+    /// The bytes, or `None` when the text is not hex (odd lengths too).
+    fn decode(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let text = self.0.as_bytes();
+        let mut out = Zeroizing::new(vec![0u8; text.len() / 2]);
+        hex::decode_to_slice(text, &mut out[..]).ok()?;
+        Some(out)
+    }
+}
+
+impl Serialize for SecretHex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretHex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|t| Self(Zeroizing::new(t)))
+    }
+}
+
+/// `value` as JSON in a buffer sized exactly beforehand (a growing
+/// `serde_json::to_vec` buffer would leave freed copies of the secrets).
+fn secret_json<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, serde_json::Error> {
+    /// Counts the bytes written.
+    struct Len(usize);
+    impl std::io::Write for Len {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut len = Len(0);
+    serde_json::to_writer(&mut len, value)?;
+    let mut out = Zeroizing::new(Vec::with_capacity(len.0));
+    serde_json::to_writer(&mut *out, value)?;
+    Ok(out)
+}
+
 /// What this device holds for one group (persisted, encrypted at rest).
+/// The secret fields are [`SecretHex`]: zeroized on drop and overwrite.
 #[derive(Serialize, Deserialize, Default)]
 struct Record {
     /// `group_seed` (hex) for admins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    seed: Option<String>,
+    seed: Option<SecretHex>,
     /// `member_auth` (hex) for members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    auth: Option<String>,
+    auth: Option<SecretHex>,
     /// [`KeyRing::to_bytes`] (hex).
-    ring: String,
+    ring: SecretHex,
     /// The verified state documents (hex).
     docs: Vec<String>,
     /// Last hash seen per namespace.
@@ -162,7 +225,8 @@ struct PollFlags {
 struct PendingInvite {
     inviter: String,
     name: String,
-    auth: String,
+    /// `member_auth` (hex).
+    auth: SecretHex,
     /// Sealed history key lists that arrived before the accept (hex).
     #[serde(default)]
     history: Vec<String>,
@@ -371,19 +435,19 @@ impl Client {
             .ok_or_else(|| ClientError::Invalid(format!("no group {}", id.short())))?;
         let admin = match &rec.seed {
             Some(s) => {
-                let seed = Zeroizing::new(hex::decode(s).map_err(|_| bad("seed"))?);
+                let seed = s.decode().ok_or_else(|| bad("seed"))?;
                 Some(GroupKeys::from_seed_for(&seed, id).map_err(group_err)?)
             }
             None => None,
         };
         let auth = match &rec.auth {
             Some(a) => {
-                let b = Zeroizing::new(hex::decode(a).map_err(|_| bad("auth"))?);
+                let b = a.decode().ok_or_else(|| bad("auth"))?;
                 Some(MemberAuth::from_bytes(&b, id).map_err(group_err)?)
             }
             None => None,
         };
-        let ring_bytes = Zeroizing::new(hex::decode(&rec.ring).map_err(|_| bad("ring"))?);
+        let ring_bytes = rec.ring.decode().ok_or_else(|| bad("ring"))?;
         let ring = KeyRing::from_bytes(&ring_bytes).map_err(group_err)?;
         let docs: Vec<Vec<u8>> = rec
             .docs
@@ -397,13 +461,14 @@ impl Client {
     /// Saves a group's state (and adds it to the index).
     fn save_group(&self, st: &GroupState, rec: &mut Record) -> Result<(), ClientError> {
         let id = st.group_id();
-        rec.seed = st.admin_keys().map(|k| hex::encode(k.seed().as_slice()));
-        rec.auth = st
-            .member_auth()
-            .map(|a| hex::encode(a.to_bytes().as_slice()));
-        rec.ring = hex::encode(st.keys().to_bytes().map_err(group_err)?.as_slice());
+        // Overwriting a `SecretHex` zeroizes the old text.
+        rec.seed = st
+            .admin_keys()
+            .map(|k| SecretHex::encode(k.seed().as_slice()));
+        rec.auth = st.member_auth().map(|a| SecretHex::encode(&a.to_bytes()));
+        rec.ring = SecretHex::encode(&st.keys().to_bytes().map_err(group_err)?);
         rec.docs = st.documents().map(|d| hex::encode(d.to_bytes())).collect();
-        let b = Zeroizing::new(serde_json::to_vec(rec).map_err(|_| bad("record"))?);
+        let b = secret_json(rec).map_err(|_| bad("record"))?;
         self.profile().store().put_blob(&blob_name(&id), &b)?;
         let mut idx = self.group_index()?;
         if !idx.contains(&id) {
@@ -434,7 +499,7 @@ impl Client {
     }
 
     fn set_invites(&self, inv: &BTreeMap<String, PendingInvite>) -> Result<(), ClientError> {
-        let b = Zeroizing::new(serde_json::to_vec(inv).map_err(|_| bad("invites"))?);
+        let b = secret_json(inv).map_err(|_| bad("invites"))?;
         self.profile().store().put_blob(INVITES_BLOB, &b)?;
         Ok(())
     }
@@ -1039,7 +1104,7 @@ impl Client {
                 PendingInvite {
                     inviter: o.sender.to_string(),
                     name: inv.name.clone(),
-                    auth: hex::encode(inv.auth.to_bytes().as_slice()),
+                    auth: SecretHex::encode(&inv.auth.to_bytes()),
                     history,
                 },
             );
@@ -1137,7 +1202,7 @@ impl Client {
             .get(&key)
             .cloned()
             .ok_or_else(|| ClientError::Invalid(format!("no invite to group {}", id.short())))?;
-        let auth_bytes = Zeroizing::new(hex::decode(&p.auth).map_err(|_| bad("invite"))?);
+        let auth_bytes = p.auth.decode().ok_or_else(|| bad("invite"))?;
         let auth = MemberAuth::from_bytes(&auth_bytes, id).map_err(group_err)?;
         let st = GroupState::from_invite(*id, auth);
         self.save_group(&st, &mut Record::default())?;
@@ -1940,5 +2005,55 @@ mod tests {
         let line = notice_text(&a, &Notice::MembersAdded(vec![b]));
         assert!(line.contains(&a.short()) && line.contains(&b.short()));
         assert!(notice_text(&a, &Notice::DisappearingChanged(0)).contains("off"));
+    }
+
+    #[test]
+    fn secret_hex_matches_hex_and_rejects_non_hex() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let h = SecretHex::encode(&bytes);
+        assert_eq!(*h.0, hex::encode(&bytes));
+        assert_eq!(
+            h.decode().as_deref().map(|v| v.as_slice()),
+            Some(&bytes[..])
+        );
+        for bad in ["abc", "zz", "0g"] {
+            assert!(SecretHex(Zeroizing::new(bad.into())).decode().is_none());
+        }
+        assert_eq!(SecretHex::default().decode().as_deref(), Some(&Vec::new()));
+    }
+
+    /// The stored format is unchanged: a record and an invite written with
+    /// plain `String` fields load, and are written back byte for byte.
+    #[test]
+    fn stored_records_keep_their_format() {
+        // As the `String` fields wrote it (field order, skipped `None`s).
+        let text = format!(
+            r#"{{"seed":"{}","auth":"00ff10","ring":"abcdef","docs":["0102"],"last_hash":{{"11":"h"}},"removed":false,"polled_keys_ms":5,"keys_prompted":false,"bundle":"0a0b"}}"#,
+            hex::encode([0x5au8; 32])
+        )
+        .into_bytes();
+        let rec: Record = serde_json::from_slice(&text).unwrap();
+        assert_eq!(
+            rec.seed.as_ref().and_then(SecretHex::decode).as_deref(),
+            Some(&vec![0x5a; 32])
+        );
+        assert_eq!(rec.ring.decode().as_deref(), Some(&vec![0xab, 0xcd, 0xef]));
+        let again = secret_json(&rec).unwrap();
+        assert_eq!(*again, text);
+        // Sized beforehand: no grown (and freed) copy of the secrets.
+        assert_eq!(again.capacity(), again.len());
+        // A member record without a seed.
+        let member: Record = serde_json::from_str(r#"{"auth":"01","ring":"","docs":[]}"#).unwrap();
+        assert!(member.seed.is_none());
+        assert_eq!(
+            member.auth.as_ref().and_then(SecretHex::decode).as_deref(),
+            Some(&vec![1])
+        );
+
+        let text =
+            br#"{"g":{"inviter":"05aa","name":"n","auth":"beef","history":["01"]}}"#.to_vec();
+        let inv: BTreeMap<String, PendingInvite> = serde_json::from_slice(&text).unwrap();
+        assert_eq!(inv["g"].auth.decode().as_deref(), Some(&vec![0xbe, 0xef]));
+        assert_eq!(*secret_json(&inv).unwrap(), text);
     }
 }
