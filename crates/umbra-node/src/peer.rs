@@ -60,20 +60,31 @@ pub(crate) async fn authenticate(
         h(HEADER_SIGNATURE),
     )
     .map_err(|e| text(e.status, e.message))?;
-    if auth.epoch > node.registry().epoch() {
-        catch_up_registry(node, &auth)
-            .await
-            .map_err(|why| text(StatusCode::ServiceUnavailable, why))?;
-    }
-    let record = node.registry().known_node(&auth.node).ok_or_else(|| {
+    let unregistered = || {
         text(
             StatusCode::Unauthorized,
             "sender is not a registered node".into(),
         )
-    })?;
+    };
+    let newer_epoch = auth.epoch > node.registry().epoch();
+    // Unknown keys are refused before the (costlier) signature check.
+    if !newer_epoch && node.registry().known_node(&auth.node).is_none() {
+        return Err(unregistered());
+    }
+    // The signature before any registry fetch: only a holder of the key it
+    // names may make this node fetch one (else anyone could make it send
+    // requests to any registered node by naming that node's key and a newer
+    // epoch).
     auth.verify("POST", path, body, node.now_ms())
         .map_err(|e: RpcError| text(e.status, e.message))?;
-    Ok(record)
+    if newer_epoch {
+        catch_up_registry(node, &auth)
+            .await
+            .map_err(|why| text(StatusCode::ServiceUnavailable, why))?;
+    }
+    node.registry()
+        .known_node(&auth.node)
+        .ok_or_else(unregistered)
 }
 
 /// The sender is on a newer epoch: fetch it from the sender (§8.3 rule 1).

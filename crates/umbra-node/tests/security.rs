@@ -905,6 +905,34 @@ async fn forged_node_to_node_pushes_are_refused() {
     still_serves(&net, 0, SERVE_BOUND).await;
 }
 
+/// A node request naming a newer epoch makes the receiver fetch that
+/// registry from the sender (swarms.md §8.3), but only once the signature
+/// proves the sender holds the key it names: otherwise anyone could make
+/// any node send requests to any registered node. Node 1 is down, so a
+/// fetch would show as `503`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_newer_epoch_makes_no_registry_fetch() {
+    let mut net = net(2).await;
+    net.stop(1).await;
+    let newer = net.doc().epoch() + 1;
+    let body = encode_push_with_tombstones(&[], &[]).unwrap();
+
+    // Node 1's name, a stranger's signature.
+    let stranger = Ed25519Keypair::from_seed(&[0x7a; 32]);
+    let mut forged = NodeRequestAuth::sign(&stranger, "POST", PATH_PUSH, newer, now_ms(), &body);
+    forged.node = net.keys[1].public();
+    let (status, reply) = send_with_auth(&net, 0, PATH_PUSH, &forged, body.clone()).await;
+    assert_eq!(status, 401, "{reply}");
+    assert!(reply.contains("signature"), "{reply}");
+
+    // Node 1's own signature: node 0 tries to catch up, and cannot.
+    let honest = NodeRequestAuth::sign(&net.keys[1], "POST", PATH_PUSH, newer, now_ms(), &body);
+    let (status, reply) = send_with_auth(&net, 0, PATH_PUSH, &honest, body).await;
+    assert_eq!(status, 503, "{reply}");
+    assert!(reply.contains("get_registry"), "{reply}");
+    still_serves(&net, 0, SERVE_BOUND).await;
+}
+
 /// The members of `keys`' swarm and one node outside it.
 fn swarm_split(net: &TestNet, keys: &AccountKeys) -> (Vec<usize>, usize) {
     let doc = net.doc();
