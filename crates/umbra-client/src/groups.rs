@@ -1114,9 +1114,25 @@ impl Client {
                 .store()
                 .conversation(&o.sender)?
                 .is_some_and(|c| c.approved_by_us && !c.blocked);
-            if known {
-                self.accept_group_invite(&inv.group_id).await?;
+            let joined = if known {
+                match self.accept_group_invite(&inv.group_id).await {
+                    Ok(_) => true,
+                    // The network: this message is read again next sync.
+                    Err(e @ ClientError::Net(_)) => return Err(e),
+                    // Not joinable now (the group's state does not list us,
+                    // …): it stays an invite to accept later, and must not
+                    // stop the sync.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot join an invited group yet");
+                        false
+                    }
+                }
             } else {
+                false
+            };
+            // Still pending (joining can also fail after the invite was
+            // taken, e.g. on learning we were removed, which is shown).
+            if !joined && self.invites()?.contains_key(&inv.group_id.to_string()) {
                 let text = format!(
                     "{} invited you to the group \u{201c}{}\u{201d} (accept to join)",
                     o.sender.short(),
@@ -1124,7 +1140,9 @@ impl Client {
                 );
                 if self.insert_status(&inv.group_id, &o.sender, t, text)? {
                     report.new_messages += 1;
-                    report.new_requests += 1;
+                    if !known {
+                        report.new_requests += 1;
+                    }
                 }
             }
             return Ok(());

@@ -681,3 +681,53 @@ async fn admin_restores_lost_keys() {
     join(&bob, &g).await;
     assert_eq!(bob.group_info(&g).unwrap().name, "Lost");
 }
+
+/// Bob approved Alice, so her invites join him at once. Alice invites him
+/// and removes him before his device syncs: the group's state no longer
+/// lists him, so joining fails. He is told he was removed, and his sync
+/// goes on to what came after the invite (it used to fail at the invite on
+/// every sync).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_that_cannot_be_joined_does_not_stop_sync() {
+    let accts = Accounts::new(network());
+    let alice = accts.client("alice");
+    let bob = accts.client("bob");
+    let carol = accts.client("carol");
+    ready(&[&alice, &bob, &carol]).await;
+    let (a_id, b_id) = (alice.account_id(), bob.account_id());
+    // Bob writes first: Alice is an approved contact of his.
+    bob.send_text(&a_id, "hi Alice").await.unwrap();
+    let g = alice
+        .create_group("Gone", &[b_id, carol.account_id()])
+        .await
+        .unwrap();
+    alice.remove_group_members(&g, &[b_id]).await.unwrap();
+    alice.send_text(&b_id, "after the invite").await.unwrap();
+
+    wait_until(
+        "Alice's message after the invite",
+        EVENT_TIMEOUT,
+        || async {
+            bob.sync().await.unwrap();
+            bob.profile()
+                .store()
+                .messages(&a_id, None)
+                .unwrap()
+                .iter()
+                .any(|m| m.text == "after the invite")
+                .then_some(())
+        },
+    )
+    .await;
+    // He learnt why: the invite led to a group that had removed him.
+    let seen = texts(&bob, &g);
+    assert!(
+        seen.iter().any(|t| t == "you were removed from the group"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|t| t.contains("accept to join")),
+        "{seen:?}"
+    );
+    assert!(bob.group_invites().unwrap().iter().all(|i| i.group != g));
+}
