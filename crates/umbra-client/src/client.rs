@@ -425,7 +425,9 @@ impl Client {
         }
     }
 
-    /// Accepts a message request (§11.2): tells the requester and our other devices.
+    /// Accepts a message request (§11.2): tells the requester and our other
+    /// devices, and fetches the images and voice notes its messages carry
+    /// (up to the auto-download size; the others stay for `download`).
     pub async fn accept(&self, peer: &AccountId) -> Result<(), ClientError> {
         let t = self.now().await;
         let content = Content {
@@ -438,6 +440,11 @@ impl Client {
         self.send_content(peer, content, t, DEFAULT_TTL_MS, Some(DEFAULT_TTL_MS))
             .await?;
         self.profile.store().set_approved_by_us(peer, true)?;
+        // Images and voice notes the request brought, now that it may
+        // (attachments.md §1): what sync would have fetched.
+        if let Err(e) = self.download_pending_of(peer).await {
+            tracing::debug!(error = %e, "fetching the accepted request's attachments failed");
+        }
         Ok(())
     }
 

@@ -340,6 +340,31 @@ async fn images_voice_and_server_refusals() {
     let rec = &bob.attachments(m.id).unwrap()[0];
     assert!(rec.voice && rec.local.is_some() && rec.file_name.is_none());
 
+    // A request's image waits for the request to be accepted (§1), and is
+    // fetched then.
+    let carol = net.client_for("carol", &AccountSeed::new_umbra(&[0xc2; 32]));
+    let c_id = carol.account_id();
+    carol
+        .send_attachment(&b_id, &src, &SendOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    let m = sync_until_attachment(&bob, &c_id, 0).await;
+    assert!(
+        bob.profile()
+            .store()
+            .requests()
+            .unwrap()
+            .iter()
+            .any(|r| r.peer == c_id)
+    );
+    assert!(
+        bob.attachments(m.id).unwrap()[0].local.is_none(),
+        "not while a request"
+    );
+    bob.accept(&c_id).await.unwrap();
+    let rec = &bob.attachments(m.id).unwrap()[0];
+    assert!(rec.local.is_some(), "fetched on accepting the request");
+
     // Wrong key: the pointer's key does not open the blob.
     let server = net.server();
     let file = random_file(9, 100_000);

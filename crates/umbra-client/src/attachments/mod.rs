@@ -860,18 +860,38 @@ impl Client {
     }
 
     /// Fetches every not-yet-downloaded image and voice attachment of
-    /// approved conversations up to the auto-download size (e.g. after a
-    /// request was accepted). Returns how many were fetched.
+    /// approved conversations up to the auto-download size. Returns how
+    /// many were fetched. See [`Client::download_pending_of`].
     pub async fn download_pending(&self) -> Result<usize, AttachError> {
+        let mut n = 0;
+        for c in self.profile().store().conversations()? {
+            n += self.download_pending_of(&c.peer).await?;
+        }
+        Ok(n)
+    }
+
+    /// Fetches the not-yet-downloaded image and voice attachments of the
+    /// conversation with `peer` up to the auto-download size, as sync does
+    /// for new messages: after its request was accepted (§1: never while it
+    /// is a request; nothing for blocked peers). One that cannot be fetched
+    /// is left for `umbra download` and does not stop the others. Returns
+    /// how many were fetched.
+    pub async fn download_pending_of(&self, peer: &AccountId) -> Result<usize, AttachError> {
         let store = self.profile().store();
+        if !store
+            .conversation(peer)?
+            .is_some_and(|c| c.approved_by_us && !c.blocked)
+        {
+            return Ok(0);
+        }
         let max = self.auto_download_max()?;
         let mut n = 0;
-        for c in store.conversations()? {
-            for m in store.messages(&c.peer, None)? {
-                for r in self.attachments(m.id)? {
-                    if r.local.is_none() && r.is_auto_kind() && r.size <= max {
-                        self.download_attachment(m.id, r.index, &|_| {}).await?;
-                        n += 1;
+        for m in store.messages(peer, None)? {
+            for r in self.attachments(m.id)? {
+                if r.local.is_none() && r.is_auto_kind() && r.size <= max {
+                    match self.download_attachment(m.id, r.index, &|_| {}).await {
+                        Ok(_) => n += 1,
+                        Err(e) => tracing::debug!(error = %e, "attachment auto-download failed"),
                     }
                 }
             }
