@@ -175,10 +175,12 @@ fn verified_page(
             page.rejected += 1;
             continue;
         }
+        // A node may claim any time; no real one is beyond 2^63 − 1 ms,
+        // the most the client's store can hold.
         page.messages.push(Retrieved {
             hash: m.hash,
-            timestamp: m.timestamp,
-            expiration: m.expiration,
+            timestamp: m.timestamp.min(crate::store::MAX_STORED_MS),
+            expiration: m.expiration.min(crate::store::MAX_STORED_MS),
             data: m.data.0,
         });
     }

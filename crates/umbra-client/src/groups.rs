@@ -1304,8 +1304,19 @@ impl Client {
         id: &AccountId,
         content: Content,
     ) -> Result<MessageHash, ClientError> {
-        let (st, _) = self.load_group(id)?;
         let t = self.now().await;
+        self.send_group_content_at(id, content, t).await
+    }
+
+    /// [`Client::send_group_content`] signed with the time `t` (ms) instead
+    /// of now (diagnostics and tests: a member's wrong or hostile clock).
+    pub async fn send_group_content_at(
+        &self,
+        id: &AccountId,
+        content: Content,
+        t: u64,
+    ) -> Result<MessageHash, ClientError> {
+        let (st, _) = self.load_group(id)?;
         Ok(self.post_to_group(&st, content, t).await?.0)
     }
 
@@ -1845,10 +1856,19 @@ impl Client {
                 msg = st.receive(&m.data, now);
             }
             let done = match msg {
-                Ok(msg) => {
-                    self.apply_group_message(st, &msg, m, report, flags).await?;
-                    true
-                }
+                Ok(msg) => match self.apply_group_message(st, &msg, m, report, flags).await {
+                    Ok(()) => true,
+                    // This item can never be applied (a time no store can
+                    // hold, …): past it, or it would stop every later poll
+                    // of the group here.
+                    Err(e) if e.is_about_the_item() => {
+                        tracing::debug!(error = %e, "group message dropped");
+                        report.rejected += 1;
+                        store.mark_seen(m.hash.as_str(), m.expiration)?;
+                        true
+                    }
+                    Err(e) => return Err(e),
+                },
                 Err(GroupError::RosterUnknown { .. }) => false,
                 // The keys could not be read: try this item again.
                 Err(GroupError::DecryptFailed { .. }) if flags.miss_read_failed => false,

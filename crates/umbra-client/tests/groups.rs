@@ -731,3 +731,31 @@ async fn an_invite_that_cannot_be_joined_does_not_stop_sync() {
     );
     assert!(bob.group_invites().unwrap().iter().all(|i| i.group != g));
 }
+
+/// A member posts a notice signed at a time no store can hold (2^63 ms):
+/// every other member drops it and reads on. It used to stop each member's
+/// polling of the group at that item for as long as the swarm kept it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_item_with_an_impossible_time_does_not_stop_polling() {
+    let accts = Accounts::new(network());
+    let (alice, bob, carol, g) = group_of_three(&accts, "Clock").await;
+    let notice = Notice::InviteResponse { accepted: false }.to_control(None);
+    bob.send_group_content_at(
+        &g,
+        Content {
+            data_message: Some(DataMessage {
+                umbra_group_control: Some(notice),
+                ..DataMessage::default()
+            }),
+            ..Content::default()
+        },
+        1 << 63,
+    )
+    .await
+    .unwrap();
+    bob.send_group_text(&g, "after the impossible one")
+        .await
+        .unwrap();
+    sync_until_text(&alice, &g, "after the impossible one").await;
+    sync_until_text(&carol, &g, "after the impossible one").await;
+}
