@@ -1090,11 +1090,12 @@ impl Client {
                 report.undecryptable += 1;
                 return Ok(());
             };
-            if self.load_record(&inv.group_id)?.is_some() {
-                return Ok(());
-            }
             let mut invites = self.invites()?;
             let key = inv.group_id.to_string();
+            // Already in the group, unless joining it was cut short.
+            if self.load_record(&inv.group_id)?.is_some() && !invites.contains_key(&key) {
+                return Ok(());
+            }
             let history = invites
                 .get(&key)
                 .map(|p| p.history.clone())
@@ -1229,13 +1230,19 @@ impl Client {
                 let _ = self.add_history(id, &b).await;
             }
         }
-        invites.remove(&key);
-        self.set_invites(&invites)?;
         self.profile().store().set_approved_by_us(id, true)?;
+        // The invite is kept until the group has answered, so that a
+        // network failure from here on leaves it to accept again (or to
+        // the next sync of the invite, from an approved contact).
+        let forget = |invites: &mut BTreeMap<String, PendingInvite>| {
+            invites.remove(&key);
+            self.set_invites(invites)
+        };
         self.refresh_group(id).await?;
         let (st, _) = self.load_group(id)?;
         let me = self.account_id();
         if st.info().and_then(|i| i.member(&me)).is_none() {
+            forget(&mut invites)?;
             return Err(ClientError::Group(
                 "the group's state does not list us (yet); try `sync` later".into(),
             ));
@@ -1243,6 +1250,7 @@ impl Client {
         let t = self.now().await;
         let ctrl = Notice::InviteResponse { accepted: true }.to_control(None);
         self.post_to_group(&st, control_content(ctrl), t).await?;
+        forget(&mut invites)?;
         Ok(())
     }
 
