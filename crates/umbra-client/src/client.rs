@@ -637,8 +637,11 @@ impl Client {
 
     /// Sends the batched read receipts whose window has passed: one
     /// ReceiptMessage per conversation with every queued timestamp (§12).
-    /// Returns how many receipt messages went out. Front ends that stay
-    /// open call this on a timer; reads and syncs call it too.
+    /// Returns how many receipt messages went out. A batch whose send fails
+    /// stays queued and is tried again by a flush after its window; only a
+    /// batch that went out (or may no longer be sent) leaves the queue.
+    /// Front ends that stay open call this on a timer; reads and syncs call
+    /// it too.
     pub async fn flush_receipts(&self) -> Result<usize, ClientError> {
         let store = self.profile.store();
         let now = self.now().await;
@@ -646,29 +649,36 @@ impl Client {
             .receipt_window_ms
             .load(std::sync::atomic::Ordering::Relaxed);
         let mut sent = 0;
-        for (peer, timestamps) in crate::receipts::take_due(store, now, window)? {
+        for (peer, timestamps) in crate::receipts::due(store, now, window)? {
             // Checked again: the setting or the conversation may have changed.
             let allowed = store.read_receipts()?
                 && store
                     .conversation(&peer)?
                     .is_some_and(|c| c.approved_by_us && c.approved_us && !c.blocked);
             if !allowed {
+                crate::receipts::sent(store, &peer, &timestamps)?;
                 continue;
             }
             let t = self.now().await;
             let content = Content {
                 receipt_message: Some(ReceiptMessage {
                     r#type: receipt_message::Type::Read as i32,
-                    timestamp: timestamps,
+                    timestamp: timestamps.clone(),
                 }),
                 ..Content::default()
             };
-            if self
+            match self
                 .send_content(&peer, content, t, DEFAULT_TTL_MS, None)
                 .await
-                .is_ok()
             {
-                sent += 1;
+                Ok(_) => {
+                    crate::receipts::sent(store, &peer, &timestamps)?;
+                    sent += 1;
+                }
+                Err(e) => {
+                    // Kept queued for the next window's flush.
+                    tracing::debug!(error = %e, "read receipt not sent; kept queued");
+                }
             }
         }
         Ok(sent)

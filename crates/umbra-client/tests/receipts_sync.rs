@@ -3,7 +3,9 @@
 //! every request through 3-hop onion paths.
 //!
 //! - receipts: reads inside one window give one receipt message carrying
-//!   every timestamp read, sent when the window has passed;
+//!   every timestamp read, sent when the window has passed; a receipt whose
+//!   send fails (every node down, on a devnet of the test's own) stays
+//!   queued and is delivered once, by a flush after the network is back;
 //! - sync: a second sync downloads nothing over the wire; a new message
 //!   downloads just itself; a node this device holds no hash for is read
 //!   from the start, de-duplicated, and read incrementally after that.
@@ -19,6 +21,7 @@ use std::time::Duration;
 use umbra_client::client::{Client, SyncReport};
 use umbra_client::receipts;
 use umbra_client::store::MessageStatus;
+use umbra_devnet::{Devnet, DevnetOptions};
 use umbra_proto::identity::AccountId;
 use umbra_proto::network::NetworkConfig;
 use umbra_proto::rpc::Namespace;
@@ -150,6 +153,74 @@ async fn receipts_are_batched_per_window() {
     );
     // Nothing is left to send.
     assert_eq!(bob.flush_receipts().await.unwrap(), 0);
+}
+
+/// The network goes down while Bob reads Alice's message: the receipt
+/// cannot be sent, stays queued, and a flush after the network is back
+/// delivers it (once). Every node of a devnet of this test's own is
+/// stopped, so the shared devnet of the other tests is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_whose_send_fails_is_kept_and_sent_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut devnet = Devnet::up(DevnetOptions::in_process(6, dir.path()))
+        .await
+        .unwrap();
+    let accts = Accounts::new(devnet.network());
+    let (alice, bob) = (accts.client("alice"), accts.client("bob"));
+    let (a_id, b_id) = (alice.account_id(), bob.account_id());
+    alice.profile().store().set_read_receipts(true).unwrap();
+    bob.profile().store().set_read_receipts(true).unwrap();
+    let hello = alice.send_text(&b_id, "hello").await.unwrap();
+    sync_until_ts(&bob, &a_id, hello.timestamp_ms).await;
+    bob.accept(&a_id).await.unwrap();
+    wait_until("the accept", EVENT_TIMEOUT, || async {
+        alice.sync().await.unwrap();
+        alice
+            .profile()
+            .store()
+            .conversation(&b_id)
+            .unwrap()
+            .filter(|c| c.approved_us)
+    })
+    .await;
+
+    // Every node down: Bob reads, the receipt's send fails.
+    for i in 0..devnet.len() {
+        devnet.stop_node(i).await;
+    }
+    bob.read_conversation(&a_id, None).await.unwrap();
+    assert_eq!(
+        receipts::pending(bob.profile().store(), &a_id).unwrap(),
+        vec![hello.timestamp_ms],
+        "a receipt whose send failed is still queued"
+    );
+
+    // The network is back: a flush (the window made zero, so that it need
+    // not be waited for) delivers it, and it leaves the queue.
+    for i in 0..devnet.len() {
+        devnet.restart_node(i, EVENT_TIMEOUT).await.unwrap();
+    }
+    bob.set_receipt_window(Duration::ZERO);
+    wait_until("the queued receipt sent", EVENT_TIMEOUT, || async {
+        (bob.flush_receipts().await.unwrap() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        receipts::pending(bob.profile().store(), &a_id)
+            .unwrap()
+            .is_empty()
+    );
+    let receipts_at_alice = Cell::new(0);
+    wait_until("hello read", EVENT_TIMEOUT, || async {
+        receipts_at_alice.set(receipts_at_alice.get() + alice.sync().await.unwrap().receipts);
+        (status_of(&alice, &b_id, hello.timestamp_ms) == MessageStatus::Read).then_some(())
+    })
+    .await;
+    // Sent once: nothing is left to send, and Alice got one receipt.
+    assert_eq!(bob.flush_receipts().await.unwrap(), 0);
+    assert_eq!(alice.sync().await.unwrap().receipts, 0);
+    assert_eq!(receipts_at_alice.get(), 1);
+    devnet.down().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
