@@ -71,6 +71,10 @@ pub enum ClientError {
     /// A group item or operation failed (`groups.md`; see [`crate::groups`]).
     #[error("group: {0}")]
     Group(String),
+    /// The swarm did not answer usefully (a timeout, a malformed reply, no
+    /// member confirming a store): worth trying again later.
+    #[error("the swarm did not answer: {0}")]
+    Swarm(String),
 }
 
 impl ClientError {

@@ -332,6 +332,10 @@ fn api_err(e: ApiError) -> ClientError {
     match e {
         ApiError::Refused { status, text, .. } => ClientError::Refused { status, text },
         ApiError::Path { source, .. } => ClientError::Net(source),
+        // Nothing to do with the item at hand: a later try may succeed.
+        e @ (ApiError::Timeout { .. }
+        | ApiError::BadReply { .. }
+        | ApiError::Unconfirmed { .. }) => ClientError::Swarm(e.to_string()),
         other => ClientError::Group(other.to_string()),
     }
 }
@@ -785,9 +789,12 @@ impl Client {
         let (mut st, mut rec) = self.load_group(id)?;
         let now = self.now().await;
         let p = op(&mut st, now, &mut rng()).map_err(group_err)?;
+        // Published first: if that fails, nothing is saved and the operation
+        // can simply be run again (saved first, a failed publication would
+        // be lost: the saved state no longer asks for it).
+        self.publish(&st, p).await?;
         rec.published_ms = Some(now);
-        self.save_group(&st, &mut rec)?;
-        self.publish(&st, p).await
+        self.save_group(&st, &mut rec)
     }
 
     /// Adds members (§7.2): new generation, INVITEs, MEMBERS_ADDED, and
@@ -2032,10 +2039,12 @@ impl Client {
             _ => return Ok(None),
         };
         let Ok(p) = p else { return Ok(None) };
+        // Published before saving (see `admin_op`): if it fails, the notice
+        // is read again by the next poll and acted on again.
+        self.publish(st, p).await?;
         let mut rec = self.load_record(&st.group_id())?.unwrap_or_default();
         rec.published_ms = Some(now);
         self.save_group(st, &mut rec)?;
-        self.publish(st, p).await?;
         Ok(Some(now))
     }
 }
