@@ -80,8 +80,9 @@ pub enum ClientError {
 impl ClientError {
     /// Whether the failure lies in the item being processed (a number the
     /// store cannot hold, a swarm hash already taken, a group item that does
-    /// not apply) rather than in this device or the network: processing the
-    /// same item again can never succeed.
+    /// not apply, a request it led to that the swarm refuses for good: bad,
+    /// unauthorised, forbidden) rather than in this device or the network:
+    /// processing the same item again can never succeed.
     pub fn is_about_the_item(&self) -> bool {
         matches!(
             self,
@@ -89,6 +90,10 @@ impl ClientError {
                 | ClientError::Invalid(_)
                 | ClientError::Group(_)
                 | ClientError::Encrypt(_)
+                | ClientError::Refused {
+                    status: 400 | 401 | 403 | 404,
+                    ..
+                }
         )
     }
 }
@@ -1118,5 +1123,48 @@ pub(crate) fn unsend_content(author: &AccountId, timestamp_ms: u64) -> Content {
             author: author.to_string(),
         }),
         ..Content::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only failures that another try cannot mend drop an item; the
+    /// network, the swarm and this device's store make the sync stop and
+    /// read the item again later.
+    #[test]
+    fn only_failures_of_the_item_drop_it() {
+        let refused = |status| ClientError::Refused {
+            status,
+            text: String::new(),
+        };
+        for dropped in [
+            ClientError::Store(StoreError::OutOfRange("message timestamp")),
+            ClientError::Store(StoreError::HashInUse),
+            ClientError::Group("not an INVITE".into()),
+            ClientError::Invalid("no such message".into()),
+            refused(400),
+            refused(401),
+            refused(403),
+            refused(404),
+        ] {
+            assert!(dropped.is_about_the_item(), "{dropped:?}");
+        }
+        for kept in [
+            ClientError::Net(NetError::NoSwarm),
+            ClientError::Swarm("retrieve timed out after 10s".into()),
+            ClientError::Store(StoreError::Corrupt { what: "a row" }),
+            ClientError::Store(StoreError::WrongKey),
+            refused(406),
+            refused(421),
+            refused(425),
+            refused(429),
+            refused(500),
+            refused(503),
+            refused(507),
+        ] {
+            assert!(!kept.is_about_the_item(), "{kept:?}");
+        }
     }
 }
