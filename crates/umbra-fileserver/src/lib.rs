@@ -447,4 +447,36 @@ mod tests {
         let r = s.dispatch(&req("POST", "/file", None, Some(&[7u8; 11])), 0.0);
         assert_eq!(r.code, 507);
     }
+
+    /// Parallel uploads of the same bytes (the attack: many identical
+    /// uploads at once to inflate the bytes in use): all answered 200 with
+    /// one ID, the file is counted once and downloads afterwards.
+    #[test]
+    fn parallel_identical_uploads_are_counted_once() {
+        const UPLOADS: usize = 16;
+        let (_d, s) = server(10_000_000);
+        let blob = vec![0x5a; 100_000];
+        let barrier = std::sync::Barrier::new(UPLOADS);
+        let replies: Vec<V4Response> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..UPLOADS)
+                .map(|_| {
+                    sc.spawn(|| {
+                        barrier.wait();
+                        s.dispatch(&req("POST", "/file", None, Some(&blob)), 1000.0)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let id = file_id(&blob);
+        for r in &replies {
+            assert_eq!(r.code, 200, "{}", String::from_utf8_lossy(&r.body));
+            assert_eq!(body_json(r)["id"], id.as_str());
+        }
+        assert_eq!(s.store().used(), blob.len() as u64);
+        let r = s.dispatch(&req("GET", &format!("/file/{id}"), None, None), 1001.0);
+        assert_eq!((r.code, r.body == blob), (200, true));
+        assert_eq!(s.store().sweep(1000.0 + DEFAULT_TTL_SECS as f64), 1);
+        assert_eq!(s.store().used(), 0);
+    }
 }
