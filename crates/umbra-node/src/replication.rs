@@ -306,7 +306,12 @@ pub async fn catch_up_once(node: &Node) {
                 break;
             }
             match batch.next_seq {
-                Some(n) => from = n,
+                Some(n) => {
+                    // The peer has everything below `n` now: a later
+                    // failure resends from here, not from the first mark.
+                    let _ = node.store.advance_catchup_mark(peer_key, n).await;
+                    from = n;
+                }
                 None => break,
             }
         }

@@ -1165,6 +1165,21 @@ pub fn set_catchup_mark(conn: &Connection, peer: &PeerKey, seq: u64) -> Result<b
     Ok(n > 0)
 }
 
+/// Moves `peer`'s catch-up mark up to `seq` (never down, never creating
+/// one): what catch-up has pushed below `seq` is acknowledged. Returns
+/// whether it moved.
+pub fn advance_catchup_mark(
+    conn: &Connection,
+    peer: &PeerKey,
+    seq: u64,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("UPDATE catchup_marks SET seq = ?2 WHERE peer = ?1 AND seq < ?2")
+        .and_then(|mut s| s.execute(params![&peer[..], to_sql(seq)]))
+        .ctx("advancing a catch-up mark")?;
+    Ok(n > 0)
+}
+
 /// Clears `peer`'s catch-up mark; returns whether one was set.
 pub fn clear_catchup_mark(conn: &Connection, peer: &PeerKey) -> Result<bool, StoreError> {
     let n = conn

@@ -464,6 +464,13 @@ impl Store {
             .await
     }
 
+    /// Moves `peer`'s catch-up mark up to `seq` (never down, never creating
+    /// one); true if it moved.
+    pub async fn advance_catchup_mark(&self, peer: PeerKey, seq: u64) -> Result<bool, StoreError> {
+        self.write(move |conn, _| ops::advance_catchup_mark(conn, &peer, seq))
+            .await
+    }
+
     /// Clears `peer`'s catch-up mark; true if one was set.
     pub async fn clear_catchup_mark(&self, peer: PeerKey) -> Result<bool, StoreError> {
         self.write(move |conn, _| ops::clear_catchup_mark(conn, &peer))
@@ -1454,7 +1461,14 @@ mod tests {
         }
         let s = open(&dir);
         assert_eq!(s.catchup_marks().await.expect("marks"), [(peer, 42)]);
+        // Catch-up moves it up as pages are acknowledged, never down.
+        assert!(s.advance_catchup_mark(peer, 60).await.expect("advance"));
+        assert!(!s.advance_catchup_mark(peer, 55).await.expect("not down"));
+        assert_eq!(s.catchup_marks().await.expect("marks"), [(peer, 60)]);
         assert!(s.clear_catchup_mark(peer).await.expect("clear"));
+        assert!(s.catchup_marks().await.expect("marks").is_empty());
+        // Advancing never creates a mark.
+        assert!(!s.advance_catchup_mark(peer, 70).await.expect("no mark"));
         assert!(s.catchup_marks().await.expect("marks").is_empty());
     }
 
