@@ -104,6 +104,10 @@ fn store_failure(e: &StoreError) -> Value {
 /// Handles one request given as method name and params (the raw JSON, kept
 /// so that recursive methods forward it unchanged).
 pub async fn handle(node: &Node, method: &str, params: &Value, via: Via) -> Reply {
+    if let Err(e) = check_forwardable(method, params, via) {
+        node.metrics.request(metric_name(method), e.status.code());
+        return e.into();
+    }
     let reply = match Request::from_parts(method, params, via) {
         Ok(req) => dispatch(node, req, method, params, via).await,
         // A `proxy_fetch` outside §9.14 rule 1 may still target a test
@@ -120,7 +124,9 @@ pub async fn handle(node: &Node, method: &str, params: &Value, via: Via) -> Repl
 
 /// Handles a whole request body (`{"method", "params"}`).
 pub async fn handle_body(node: &Node, body: &[u8], via: Via) -> Reply {
-    if let Err(e) = umbra_proto::rpc::limits::check_body_size(body.len()) {
+    if let Err(e) = umbra_proto::rpc::limits::check_body_size(body.len())
+        .and_then(|()| umbra_proto::rpc::limits::check_json_values(body))
+    {
         return e.into();
     }
     let v: Value = match serde_json::from_slice(body) {
@@ -139,6 +145,28 @@ pub async fn handle_body(node: &Node, body: &[u8], via: Via) -> Reply {
         return RpcError::bad_request("params must be an object").into();
     }
     handle(node, method, params, via).await
+}
+
+/// A recursive request from a client is forwarded to every member of the
+/// swarm: its `params` may take at most
+/// [`MAX_RECURSIVE_PARAMS_BYTES`](umbra_proto::rpc::limits::MAX_RECURSIVE_PARAMS_BYTES)
+/// (`413`), or one request padded with unknown fields would make the node
+/// send megabytes to each member.
+fn check_forwardable(method: &str, params: &Value, via: Via) -> Result<(), RpcError> {
+    use umbra_proto::rpc::limits::MAX_RECURSIVE_PARAMS_BYTES;
+    if via == Via::Forwarded || !Method::from_name(method).is_some_and(Method::is_recursive) {
+        return Ok(());
+    }
+    let len = serde_json::to_vec(params).map_or(usize::MAX, |b| b.len());
+    if len > MAX_RECURSIVE_PARAMS_BYTES {
+        return Err(RpcError::new(
+            StatusCode::PayloadTooLarge,
+            format!(
+                "{method} params take {len} bytes; at most {MAX_RECURSIVE_PARAMS_BYTES} are forwarded to the swarm"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Method names for metrics: known names only, so labels stay bounded.

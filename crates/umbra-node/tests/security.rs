@@ -251,9 +251,10 @@ async fn negative_ttls_and_timestamps_are_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_json_nesting_is_400() {
     let net = net(2).await;
-    // 100,000 nested arrays inside params: serde_json's recursion limit (128)
-    // refuses it while parsing, before any allocation proportional to depth.
-    let depth = 100_000;
+    // 10,000 nested arrays inside params (fewer values than the count
+    // checked before parsing): serde_json's recursion limit (128) refuses
+    // it while parsing, before any allocation proportional to depth.
+    let depth = 10_000;
     let mut body = br#"{"method":"info","params":{"x":"#.to_vec();
     body.extend(std::iter::repeat_n(b'[', depth));
     body.extend(std::iter::repeat_n(b']', depth));
@@ -329,6 +330,30 @@ async fn oversize_bodies_are_refused() {
         "signature": sig(&bob, b"delete")}});
     let (status, reply) = net.rpc(0, &del).await;
     assert_eq!(status, 400, "{reply}");
+    // A body of small JSON values (a tree would take 40 times its size) →
+    // 400 before it is parsed, even inside the size cap.
+    let mut params = store_req(&bob.account_id(), b"junk", now_ms(), 60_000);
+    params["params"]["junk"] = json!(vec![0u8; 200_000]);
+    let (status, reply) = net.rpc(0, &params).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.to_string().contains("JSON values"), "{reply}");
+    // A recursive request padded with an unknown field is not forwarded to
+    // the swarm: 413, and nothing is stored.
+    let mut padded = store_req(&bob.account_id(), b"padded", now_ms(), 60_000);
+    padded["params"]["junk"] = json!("x".repeat(300 * 1024));
+    let (status, reply) = net.rpc(0, &padded).await;
+    assert_eq!(status, 413, "{reply}");
+    let (status, body) = net.rpc(1, &retrieve_req(&bob, now_ms())).await;
+    assert_eq!(status, 200);
+    assert!(retrieved_data(&body).is_empty(), "{body}");
+    // The largest real store still goes through.
+    let (status, reply) = net
+        .rpc(
+            0,
+            &store_req(&bob.account_id(), &vec![2u8; 76_800], now_ms(), 60_000),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
     // A storage RPC body over 10 MiB → 413 (before parsing).
     let big = vec![b' '; 10 * 1024 * 1024 + 1];
     let (status, _) = rpc_raw(&net, 0, big).await;

@@ -42,6 +42,9 @@ pub fn unframe(buf: &[u8]) -> Result<Container<'_>, OnionError> {
         return Err(too_large);
     }
     let (blob, json) = rest.split_at(n);
+    if !crate::rpc::limits::json_values_within(json, crate::rpc::limits::MAX_JSON_VALUES) {
+        return Err(OnionError::InvalidJson("too many JSON values".into()));
+    }
     let value: Value =
         serde_json::from_slice(json).map_err(|e| OnionError::InvalidJson(e.to_string()))?;
     match value {

@@ -139,7 +139,8 @@ fn try_decrypt(key: &LayerKey, body: &[u8]) -> Option<Vec<u8>> {
     {
         return Some(pt);
     }
-    if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body)
+    if crate::rpc::limits::json_values_within(body, crate::rpc::limits::MAX_JSON_VALUES)
+        && let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body)
         && let Some(Value::String(s)) = m.get("result")
         && let Ok(raw) = STANDARD.decode(s.trim())
         && let Ok(pt) = key.decrypt(&raw)
@@ -169,6 +170,9 @@ fn classify<T>(
 }
 
 fn parse_node_reply(pt: &[u8]) -> Result<NodeReply, OnionError> {
+    if !crate::rpc::limits::json_values_within(pt, crate::rpc::limits::MAX_REPLY_JSON_VALUES) {
+        return Err(OnionError::BadReply("too many JSON values"));
+    }
     let mut m = match serde_json::from_slice::<Value>(pt) {
         Ok(Value::Object(m)) => m,
         _ => return Err(OnionError::BadReply("not a JSON object")),

@@ -239,6 +239,77 @@ pub fn check_subrequest_count(n: usize) -> Result<(), RpcError> {
     Ok(())
 }
 
+/// Most JSON values (objects, arrays, strings including object keys,
+/// numbers, literals) a request body may hold. A body parsed into a tree
+/// costs about 40 times its bytes when it is made of small values (10 MiB of
+/// `[0,0,…]` took 400 MB), so bodies are counted before they are parsed.
+/// The largest real requests hold about 25,000 (a batch of 20 subrequests
+/// naming 1,000 hashes each).
+pub const MAX_JSON_VALUES: usize = 100_000;
+
+/// Most JSON values a node's reply may hold, for the clients that parse
+/// them: a `retrieve` page of thousands of small messages holds a few
+/// hundred thousand.
+pub const MAX_REPLY_JSON_VALUES: usize = 1_000_000;
+
+/// The most a recursive request's `params` may take, serialised, since the
+/// entry node forwards them to every member of its swarm (§8.1). The
+/// largest real ones are a `store` of a 76.8 KB message (about 104 KB) and
+/// a `delete` or `expire` of 1,000 hashes (about 50 KB).
+pub const MAX_RECURSIVE_PARAMS_BYTES: usize = 256 * 1024;
+
+/// Whether the JSON text `bytes` holds at most `max` values, counted
+/// without building them (a lexical scan: malformed JSON is left to the
+/// parser, which refuses it).
+pub fn json_values_within(bytes: &[u8], max: usize) -> bool {
+    let mut n = 0usize;
+    let (mut in_string, mut escaped, mut in_scalar) = (false, false, false);
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                in_scalar = false;
+                n += 1;
+            }
+            b'[' | b'{' => {
+                in_scalar = false;
+                n += 1;
+            }
+            b',' | b':' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t' => in_scalar = false,
+            _ if !in_scalar => {
+                in_scalar = true;
+                n += 1;
+            }
+            _ => {}
+        }
+        if n > max {
+            return false;
+        }
+    }
+    true
+}
+
+/// Checks a request body's JSON value count (`400`): see [`MAX_JSON_VALUES`].
+pub fn check_json_values(body: &[u8]) -> Result<(), RpcError> {
+    if json_values_within(body, MAX_JSON_VALUES) {
+        Ok(())
+    } else {
+        Err(RpcError::bad_request(format!(
+            "the request holds more than {MAX_JSON_VALUES} JSON values"
+        )))
+    }
+}
+
 /// Checks a request body size (§1.1, `413`).
 pub fn check_body_size(len: usize) -> Result<(), RpcError> {
     if len > MAX_BODY_BYTES {
@@ -311,6 +382,39 @@ pub const fn retrieve_cost(hash_len: usize, data_len: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn json_values_are_counted_without_parsing() {
+        let count = |t: &str| (0..50).find(|&m| json_values_within(t.as_bytes(), m));
+        assert_eq!(count("{}"), Some(1));
+        assert_eq!(count("[0,0,0]"), Some(4));
+        assert_eq!(count(r#"{"a":[1,true,null,"x"]}"#), Some(7));
+        assert_eq!(count("[-1.5e3, 22 ,\n333]"), Some(4));
+        // Brackets, commas and escaped quotes inside strings are not values.
+        assert_eq!(count(r#"["[,{]:\",x", "y"]"#), Some(3));
+        // Each count agrees with the tree serde_json builds.
+        fn tree(v: &serde_json::Value) -> usize {
+            match v {
+                serde_json::Value::Array(a) => 1 + a.iter().map(tree).sum::<usize>(),
+                serde_json::Value::Object(o) => 1 + o.len() + o.values().map(tree).sum::<usize>(),
+                _ => 1,
+            }
+        }
+        for t in [
+            r#"{"method":"store","params":{"pubkey":"05ab","ttl":60000,"data":"aGk="}}"#,
+            r#"[[],[{}],{"k":[1,2,{"z":null}]}]"#,
+        ] {
+            let v: serde_json::Value = serde_json::from_str(t).expect("valid");
+            assert_eq!(count(t), Some(tree(&v)), "{t}");
+        }
+        // The refusal a body of small values gets.
+        let mut junk = b"[0".to_vec();
+        junk.extend(b",0".repeat(MAX_JSON_VALUES));
+        junk.push(b']');
+        assert!(check_json_values(&junk).is_err());
+        assert!(check_json_values(&junk[..junk.len() / 2]).is_ok());
+    }
+
     use super::*;
     use crate::rpc::status::StatusCode;
 

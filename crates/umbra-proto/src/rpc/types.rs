@@ -1017,6 +1017,7 @@ impl Request {
     /// An absent `params` is read as `{}`.
     pub fn parse_body(body: &[u8], via: Via) -> Result<Request, RpcError> {
         check_body_size(body.len())?;
+        super::limits::check_json_values(body)?;
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| RpcError::bad_request(format!("invalid JSON: {e}")))?;
         let obj = v
