@@ -1,6 +1,7 @@
 //! Prometheus metrics, served on the admin port at `/metrics`: requests by
 //! method and status, stored messages, database size, replication backlog,
-//! ignored tombstones and onion hops relayed. Labels never carry account IDs or keys.
+//! ignored tombstones, onion hops relayed and registry fetches from peers.
+//! Labels never carry account IDs or keys.
 
 use std::sync::atomic::AtomicU64;
 
@@ -44,6 +45,8 @@ pub struct Metrics {
     pub epoch: Gauge,
     /// Expired messages swept.
     pub swept: Counter<u64, AtomicU64>,
+    /// `get_registry` fetches from peers (registry catch-up, §8.3 rule 1).
+    pub registry_fetches: Counter,
 }
 
 impl Default for Metrics {
@@ -60,6 +63,7 @@ impl Default for Metrics {
             onion_hops: Counter::default(),
             epoch: Gauge::default(),
             swept: Counter::default(),
+            registry_fetches: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -100,6 +104,11 @@ impl Default for Metrics {
         );
         registry.register("registry_epoch", "Registry epoch in force", m.epoch.clone());
         registry.register("expired_swept", "Expired messages deleted", m.swept.clone());
+        registry.register(
+            "registry_fetches",
+            "Registry fetches from peers claiming a newer epoch",
+            m.registry_fetches.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

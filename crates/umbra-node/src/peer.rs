@@ -14,6 +14,11 @@
 //! by its TLS client certificate ([`authenticate_connection`]): the
 //! deliberate deviation from per-request signatures described in
 //! `docs/ARCHITECTURE.md` ("Onion relay authentication").
+//!
+//! A request claiming a newer epoch makes this node fetch the registry from
+//! its sender, one fetch at a time and not again from a peer for a while
+//! after a fetch that did not help ([`RegistryCatchUp`]); a pull from a peer
+//! takes at most [`MAX_PULL_PAGES`] pages.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -78,7 +83,7 @@ pub(crate) async fn authenticate(
     auth.verify("POST", path, body, node.now_ms())
         .map_err(|e: RpcError| text(e.status, e.message))?;
     if newer_epoch {
-        catch_up_registry(node, &auth)
+        catch_up_from(node, &auth.node, auth.epoch)
             .await
             .map_err(|why| text(StatusCode::ServiceUnavailable, why))?;
     }
@@ -87,17 +92,88 @@ pub(crate) async fn authenticate(
         .ok_or_else(unregistered)
 }
 
-/// The sender is on a newer epoch: fetch it from the sender (§8.3 rule 1).
-async fn catch_up_registry(node: &Node, auth: &NodeRequestAuth) -> Result<(), String> {
-    catch_up_from(node, &auth.node).await
+/// How long after a fetch from a peer that failed, or did not bring the
+/// epoch its request claimed, this node makes no new fetch from that peer:
+/// requests in that window get the last fetch's outcome.
+pub const REGISTRY_FETCH_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The registry catch-up of §8.3 rule 1 made affordable: a listed node (or
+/// every honest relay right after a new epoch) claiming a newer epoch on
+/// each request must not make this node send a `get_registry` per request
+/// (each reply is up to 16 MiB, parsed under the registry write lock).
+///
+/// - Single flight: one fetch at a time on this node; requests arriving
+///   meanwhile wait for it and then use its outcome (the registry has
+///   advanced, or the fetch's result is remembered for the peer).
+/// - Backoff: after a fetch from a peer that failed or did not bring the
+///   epoch its request claimed, no new fetch from that peer for
+///   [`REGISTRY_FETCH_BACKOFF`]; requests in that window get the same
+///   outcome (`503` for a failure, or go on as after a fruitless fetch),
+///   unless the registry has meanwhile reached the claimed epoch.
+#[derive(Default)]
+pub struct RegistryCatchUp {
+    /// Held across the one fetch in flight (an async lock: waiters queue).
+    fetching: tokio::sync::Mutex<()>,
+    /// Per peer key: when its last unsatisfying fetch ended, and its
+    /// outcome. Only entries younger than the backoff are kept.
+    recent: std::sync::Mutex<HashMap<[u8; 32], LastFetch>>,
 }
 
-async fn catch_up_from(node: &Node, sender: &umbra_crypto::Ed25519Public) -> Result<(), String> {
+/// When a peer's last unsatisfying fetch ended, and its outcome.
+type LastFetch = (tokio::time::Instant, Result<(), String>);
+
+impl RegistryCatchUp {
+    /// The outcome of the peer's last unsatisfying fetch, while it is
+    /// younger than [`REGISTRY_FETCH_BACKOFF`].
+    fn backed_off(&self, peer: &[u8; 32]) -> Option<Result<(), String>> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .get(peer)
+            .filter(|(at, _)| at.elapsed() < REGISTRY_FETCH_BACKOFF)
+            .map(|(_, outcome)| outcome.clone())
+    }
+
+    fn remember(&self, peer: [u8; 32], outcome: Result<(), String>) {
+        let now = tokio::time::Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.retain(|_, (at, _)| now.duration_since(*at) < REGISTRY_FETCH_BACKOFF);
+        recent.insert(peer, (now, outcome));
+    }
+}
+
+/// The sender claims epoch `wanted`, newer than this node's: fetch the
+/// registry from the sender (§8.3 rule 1), at most one fetch at a time and
+/// not again from a peer within the backoff ([`RegistryCatchUp`]).
+async fn catch_up_from(
+    node: &Node,
+    sender: &umbra_crypto::Ed25519Public,
+    wanted: u64,
+) -> Result<(), String> {
     let record = node
         .registry()
         .known_node(sender)
         .ok_or("sender unknown and registry behind")?;
-    fetch_registry_from(node, &record).await
+    let key = *sender.as_bytes();
+    let catch_up = &node.registry_catchup;
+    let settled = |node: &Node| -> Option<Result<(), String>> {
+        if node.registry().epoch() >= wanted {
+            return Some(Ok(()));
+        }
+        catch_up.backed_off(&key)
+    };
+    if let Some(outcome) = settled(node) {
+        return outcome;
+    }
+    let _in_flight = catch_up.fetching.lock().await;
+    // The fetch this request waited for may have settled it.
+    if let Some(outcome) = settled(node) {
+        return outcome;
+    }
+    let outcome = fetch_registry_from(node, &record).await;
+    if outcome.is_err() || node.registry().epoch() < wanted {
+        catch_up.remember(key, outcome.clone());
+    }
+    outcome
 }
 
 /// Authenticates a node request by its connection: the caller proved in the
@@ -116,8 +192,8 @@ pub(crate) async fn authenticate_connection(
         .get(HEADER_EPOCH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if epoch.is_some_and(|e| e > node.registry().epoch()) {
-        catch_up_from(node, peer)
+    if let Some(e) = epoch.filter(|&e| e > node.registry().epoch()) {
+        catch_up_from(node, peer, e)
             .await
             .map_err(|why| text(StatusCode::ServiceUnavailable, why))?;
     }
@@ -131,6 +207,7 @@ pub(crate) async fn authenticate_connection(
 
 /// Asks `peer` for its registry (`get_registry`) and offers it.
 pub async fn fetch_registry_from(node: &Node, peer: &NodeRecord) -> Result<(), String> {
+    node.metrics.registry_fetches.inc();
     let epoch = node.registry().epoch();
     let body =
         serde_json::json!({"method": "get_registry", "params": {"epoch": epoch}}).to_string();
@@ -465,10 +542,28 @@ pub fn to_push_item(m: StoredMessage) -> Option<PushItem> {
     })
 }
 
+/// The most `/node/v1/since` pages one pull takes from one peer: 20 million
+/// messages at 2,000 a page, far more than an honest catch-up needs, but a
+/// bound on a peer that answers `X-Umbra-More` forever. What is left is
+/// pulled at the next start (the cursor is where the pull stopped).
+pub const MAX_PULL_PAGES: usize = 10_000;
+
 /// Pulls from `peer` what it inserted since `from` (a rejoining member,
-/// §6), page by page; returns the sequence number to continue from next time.
-pub async fn pull_from(node: &Node, peer: &NodeRecord, mut from: u64) -> Result<u64, String> {
-    loop {
+/// §6), page by page, at most [`MAX_PULL_PAGES`] pages; returns the
+/// sequence number to continue from next time.
+pub async fn pull_from(node: &Node, peer: &NodeRecord, from: u64) -> Result<u64, String> {
+    pull_from_at_most(node, peer, from, MAX_PULL_PAGES).await
+}
+
+/// [`pull_from`] with its page cap as a parameter: stops after `max_pages`
+/// pages even if the peer says more follow, and returns where it stopped.
+pub async fn pull_from_at_most(
+    node: &Node,
+    peer: &NodeRecord,
+    mut from: u64,
+    max_pages: usize,
+) -> Result<u64, String> {
+    for _ in 0..max_pages {
         let body = serde_json::to_vec(&SinceRequest { since: from }).map_err(|e| e.to_string())?;
         let resp = crate::fanout::node_post(node, peer, PATH_SINCE, body, Duration::from_secs(30))
             .await
@@ -495,4 +590,10 @@ pub async fn pull_from(node: &Node, peer: &NodeRecord, mut from: u64) -> Result<
         }
         from = next;
     }
+    tracing::warn!(
+        peer = %hex::encode(&peer.ed25519.as_bytes()[..4]),
+        pages = max_pages,
+        "pull from peer stopped at the page cap; the rest at the next start"
+    );
+    Ok(from)
 }

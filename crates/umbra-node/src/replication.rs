@@ -334,7 +334,9 @@ fn cursor_path(node: &Node) -> PathBuf {
 }
 
 /// A rejoining member pulls from every swarm peer what they inserted since
-/// the last pull (§6). Runs once the node is ready.
+/// the last pull (§6). Runs once the node is ready. The peers are pulled
+/// concurrently and each peer's cursor is saved as soon as its pull ends,
+/// so a slow or hostile peer delays neither the others nor their cursors.
 pub async fn pull_on_start(node: Node) {
     let mut rx = node.epoch_tx.subscribe();
     while !node.registry().is_ready() {
@@ -348,18 +350,38 @@ pub async fn pull_on_start(node: Node) {
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let peers = node.registry().peers();
-    for peer in peers {
-        let key = hex::encode(peer.ed25519.as_bytes());
-        let from = cursors.get(&key).copied().unwrap_or(0);
-        match pull_from(&node, &peer, from).await {
+    let mut pulls: futures::stream::FuturesUnordered<_> = peers
+        .into_iter()
+        .map(|peer| {
+            let key = hex::encode(peer.ed25519.as_bytes());
+            let from = cursors.get(&key).copied().unwrap_or(0);
+            let node = &node;
+            async move { (key, pull_from(node, &peer, from).await) }
+        })
+        .collect();
+    while let Some((key, pulled)) = futures::StreamExt::next(&mut pulls).await {
+        match pulled {
             Ok(next) => {
                 cursors.insert(key, next);
+                save_cursors(&path, &cursors);
             }
             Err(e) => tracing::info!(peer = %&key[..8], error = %e, "pull from peer failed"),
         }
     }
-    if let Ok(bytes) = serde_json::to_vec(&cursors) {
-        let _ = std::fs::write(&path, bytes);
+}
+
+/// Writes the pull cursors (through a temporary file, so a crash leaves the
+/// old or the new cursors, never half of them).
+fn save_cursors(path: &std::path::Path, cursors: &HashMap<String, u64>) {
+    let Ok(bytes) = serde_json::to_vec(cursors) else {
+        return;
+    };
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .is_err()
+    {
+        tracing::warn!("cannot save the pull cursors");
     }
 }
 

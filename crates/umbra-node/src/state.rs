@@ -43,6 +43,9 @@ pub struct NodeInner {
     /// Peers that missed a change while a catch-up round was running: their
     /// mark must survive that round.
     pub catchup_dirty: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// Single flight and backoff of registry fetches from peers claiming a
+    /// newer epoch (`crate::peer::RegistryCatchUp`).
+    pub registry_catchup: crate::peer::RegistryCatchUp,
 }
 
 /// A handle on a node's shared state.
@@ -83,6 +86,7 @@ impl NodeInner {
             epoch_tx,
             transitions,
             catchup_dirty: Default::default(),
+            registry_catchup: Default::default(),
         }
     }
 

@@ -1172,3 +1172,58 @@ async fn held_by(net: &TestNet, i: usize, keys: &AccountKeys) -> Vec<Vec<u8>> {
     assert_eq!(status, 200, "{reply}");
     retrieved_data(&reply)
 }
+
+/// `get_registry` fetches node `i` made.
+fn registry_fetches(net: &TestNet, i: usize) -> u64 {
+    net.node(i).node.metrics.registry_fetches.get()
+}
+
+/// `count` pushes signed by node `from` claiming epoch `epoch`, sent to
+/// node `to` all at once; their statuses.
+async fn concurrent_pushes(
+    net: &TestNet,
+    from: usize,
+    to: usize,
+    epoch: u64,
+    count: usize,
+) -> Vec<u16> {
+    let body = encode_push_with_tombstones(&[], &[]).unwrap();
+    let sends = (0..count).map(|_| {
+        let auth =
+            NodeRequestAuth::sign(&net.keys[from], "POST", PATH_PUSH, epoch, now_ms(), &body);
+        let body = body.clone();
+        async move { send_with_auth(net, to, PATH_PUSH, &auth, body).await.0 }
+    });
+    futures::future::join_all(sends).await
+}
+
+/// Registry catch-up (§8.3 rule 1) is single-flight with a backoff: a
+/// listed node claiming a newer epoch it does not have, on many requests
+/// at once, makes the receiver fetch its registry once, not once per
+/// request; a fetch that fails is not retried for each request either.
+/// The statuses are unchanged: a fruitless fetch lets the requests through
+/// (the sender is listed), a failed one answers `503`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_requests_claiming_a_newer_epoch_make_one_registry_fetch() {
+    let mut net = net(3).await;
+    let newer = net.doc().epoch() + 1;
+    assert_eq!(registry_fetches(&net, 0), 0);
+
+    // Node 1 is up, on the same epoch: its answer brings nothing newer.
+    let statuses = concurrent_pushes(&net, 1, 0, newer, 20).await;
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert_eq!(registry_fetches(&net, 0), 1, "one fetch for 20 requests");
+    // Within the backoff, more requests make no new fetch.
+    let statuses = concurrent_pushes(&net, 1, 0, newer, 20).await;
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert_eq!(registry_fetches(&net, 0), 1, "no fetch within the backoff");
+
+    // Node 2 is down: the one fetch fails and every request gets 503.
+    net.stop(2).await;
+    let statuses = concurrent_pushes(&net, 2, 0, newer, 20).await;
+    assert!(statuses.iter().all(|&s| s == 503), "{statuses:?}");
+    assert_eq!(registry_fetches(&net, 0), 2, "one fetch for 20 requests");
+    assert_eq!(concurrent_pushes(&net, 2, 0, newer, 1).await, vec![503]);
+    assert_eq!(registry_fetches(&net, 0), 2, "no fetch within the backoff");
+    still_serves(&net, 0, SERVE_BOUND).await;
+}
