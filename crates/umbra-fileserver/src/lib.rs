@@ -19,11 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
 use serde_json::json;
 use tracing::{debug, info, warn};
 use umbra_crypto::{Ed25519Keypair, Ed25519Public, X25519Secret};
@@ -237,7 +236,48 @@ impl FileServer {
     }
 }
 
-async fn lsrpc(State(server): State<Arc<FileServer>>, body: Bytes) -> Response {
+/// Requests handled at once. Each holds its body (up to 10 MiB) and what it
+/// decodes to; the others wait, before their bodies are read, so memory
+/// stays bounded however many requests arrive.
+pub const MAX_CONCURRENT_REQUESTS: usize = 16;
+
+/// How long a request body may take to arrive once its turn has come
+/// (a client trickling one cannot hold a slot for ever).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the HTTP handler shares.
+#[derive(Clone)]
+struct Http {
+    server: Arc<FileServer>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+async fn lsrpc(State(http): State<Http>, body: axum::body::Body) -> Response {
+    let Ok(_slot) = http.slots.clone().acquire_owned().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    };
+    let read = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, MAX_REQUEST_BODY),
+    );
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            return if e.into_inner().is::<http_body_util::LengthLimitError>() {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body is over 10 MiB").into_response()
+            } else {
+                (StatusCode::BAD_REQUEST, "the request body was cut off").into_response()
+            };
+        }
+        Err(_) => {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body took too long",
+            )
+                .into_response();
+        }
+    };
+    let server = http.server.clone();
     let result = tokio::task::spawn_blocking(move || server.handle_lsrpc(&body, now_secs())).await;
     match result {
         Ok(Ok(sealed)) => (
@@ -256,12 +296,15 @@ async fn lsrpc(State(server): State<Arc<FileServer>>, body: Bytes) -> Response {
 }
 
 /// The HTTP router: `POST /oxen/v4/lsrpc` only, bodies up to 10 MiB
-/// (larger ones are refused with `413` before being read in full).
+/// (larger ones are refused with `413` before being read in full), at most
+/// [`MAX_CONCURRENT_REQUESTS`] at once.
 pub fn router(server: Arc<FileServer>) -> Router {
     Router::new()
         .route(LSRPC_TARGET, post(lsrpc))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
-        .with_state(server)
+        .with_state(Http {
+            server,
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+        })
 }
 
 /// A running file server.
@@ -478,5 +521,50 @@ mod tests {
         assert_eq!((r.code, r.body == blob), (200, true));
         assert_eq!(s.store().sweep(1000.0 + DEFAULT_TTL_SECS as f64), 1);
         assert_eq!(s.store().used(), 0);
+    }
+
+    /// Requests beyond the slots wait before their bodies are read, and a
+    /// body that never finishes gives its slot back after
+    /// [`BODY_READ_TIMEOUT`] (`408`). Virtual time: the timeouts are exact.
+    #[tokio::test(start_paused = true)]
+    async fn requests_beyond_the_slots_wait_and_trickled_bodies_time_out() {
+        use tower::ServiceExt;
+        let (_d, s) = server(10_000_000);
+        let app = router(Arc::new(s));
+        let post =
+            |body: axum::body::Body| axum::http::Request::post(LSRPC_TARGET).body(body).unwrap();
+        let t0 = tokio::time::Instant::now();
+        let stuck: Vec<_> = (0..MAX_CONCURRENT_REQUESTS)
+            .map(|_| {
+                let body = axum::body::Body::from_stream(futures::stream::pending::<
+                    Result<bytes::Bytes, std::io::Error>,
+                >());
+                tokio::spawn(app.clone().oneshot(post(body)))
+            })
+            .collect();
+        let waiting = tokio::spawn(
+            app.clone()
+                .oneshot(post(axum::body::Body::from("not onion"))),
+        );
+        let done = tokio::spawn(async move {
+            let r = waiting.await.unwrap().unwrap();
+            (r.status(), t0.elapsed())
+        });
+        for h in stuck {
+            let r = h.await.unwrap().unwrap();
+            assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        }
+        assert!(t0.elapsed() >= BODY_READ_TIMEOUT);
+        let (status, at) = done.await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "served once a slot was free"
+        );
+        assert!(at >= BODY_READ_TIMEOUT, "it waited for a slot: {at:?}");
+        // Over the size cap: 413.
+        let big = axum::body::Body::from(vec![0u8; MAX_REQUEST_BODY + 1]);
+        let r = app.oneshot(post(big)).await.unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }
