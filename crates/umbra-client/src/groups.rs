@@ -36,6 +36,16 @@
 //! Group messages are kept in the messages table with the group's `03`
 //! ID as the conversation peer.
 //!
+//! Pending invites are bounded: an account we have not approved may have
+//! [`MAX_STRANGER_INVITES`] invites pending, and a stranger's invite is
+//! taken only while fewer than [`MAX_PENDING_INVITES`] are pending in all;
+//! one beyond either is dropped (counted as undecryptable, no request is
+//! shown), an approved contact's never is. Invites whose request
+//! conversation was declined or deleted, or whose inviter was blocked, are
+//! forgotten at the next sync (and before a stranger's invite is refused).
+//! Each pending invite keeps at most [`MAX_INVITE_HISTORY`] sealed history
+//! lists.
+//!
 //! Shared history (§7.2 step 4) has no carrier in the spec: Umbra sends the
 //! sealed key list 1:1 as an `UmbraGroupControl` of type MEMBERS_ADDED with
 //! `groupId` set and the sealed bytes in `memberAuth` (the list is signed
@@ -74,6 +84,15 @@ const UPKEEP_BLOB: &str = "group-upkeep";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pages of one namespace fetched per poll.
 const MAX_PAGES: usize = 20;
+/// Invites pending from one account we have not approved: further ones
+/// from it are dropped (a stranger can make groups at will, and each
+/// verified invite rewrites the whole blob of pending invites).
+pub const MAX_STRANGER_INVITES: usize = 5;
+/// Pending invites in all above which a stranger's new invite is dropped
+/// (an approved contact's is kept whatever the count).
+pub const MAX_PENDING_INVITES: usize = 200;
+/// Sealed history lists kept with one pending invite.
+pub const MAX_INVITE_HISTORY: usize = 16;
 
 fn blob_name(id: &AccountId) -> String {
     format!("group:{id}")
@@ -230,6 +249,13 @@ struct PendingInvite {
     /// Sealed history key lists that arrived before the accept (hex).
     #[serde(default)]
     history: Vec<String>,
+}
+
+/// Whether a stranger's new invite (to a group not pending yet) fits under
+/// [`MAX_STRANGER_INVITES`] from `inviter` and [`MAX_PENDING_INVITES`].
+fn stranger_invite_fits(invites: &BTreeMap<String, PendingInvite>, inviter: &str) -> bool {
+    invites.len() < MAX_PENDING_INVITES
+        && invites.values().filter(|p| p.inviter == inviter).count() < MAX_STRANGER_INVITES
 }
 
 /// A group as the user sees it.
@@ -505,6 +531,47 @@ impl Client {
     fn set_invites(&self, inv: &BTreeMap<String, PendingInvite>) -> Result<(), ClientError> {
         let b = secret_json(inv).map_err(|_| bad("invites"))?;
         self.profile().store().put_blob(INVITES_BLOB, &b)?;
+        Ok(())
+    }
+
+    /// Drops the invites the user has done with: the group's request
+    /// conversation is gone (declined or deleted) and no join was started,
+    /// or the inviter is blocked. Returns how many were dropped.
+    fn prune_invites(
+        &self,
+        invites: &mut BTreeMap<String, PendingInvite>,
+    ) -> Result<usize, ClientError> {
+        let store = self.profile().store();
+        let mut stale = Vec::new();
+        for (key, p) in invites.iter() {
+            let Ok(group) = key.parse::<AccountId>() else {
+                stale.push(key.clone()); // never shown, never joinable
+                continue;
+            };
+            let blocked = match p.inviter.parse::<AccountId>() {
+                Ok(inviter) => store.conversation(&inviter)?.is_some_and(|c| c.blocked),
+                Err(_) => false,
+            };
+            if blocked
+                || (store.conversation(&group)?.is_none() && self.load_record(&group)?.is_none())
+            {
+                stale.push(key.clone());
+            }
+        }
+        for key in &stale {
+            invites.remove(key);
+        }
+        Ok(stale.len())
+    }
+
+    /// Forgets the invites [`Client::prune_invites`] finds done with (at
+    /// each sync: declining a request or blocking is in the messaging
+    /// client, which does not know of invites).
+    fn prune_stored_invites(&self) -> Result<(), ClientError> {
+        let mut invites = self.invites()?;
+        if !invites.is_empty() && self.prune_invites(&mut invites)? > 0 {
+            self.set_invites(&invites)?;
+        }
         Ok(())
     }
 
@@ -1103,6 +1170,28 @@ impl Client {
             if self.load_record(&inv.group_id)?.is_some() && !invites.contains_key(&key) {
                 return Ok(());
             }
+            let known = self
+                .profile()
+                .store()
+                .conversation(&o.sender)?
+                .is_some_and(|c| c.approved_by_us && !c.blocked);
+            // A stranger's new invite must fit under the caps (after
+            // forgetting the invites the user has done with).
+            let inviter = o.sender.to_string();
+            if !known && !invites.contains_key(&key) && !stranger_invite_fits(&invites, &inviter) {
+                let pruned = self.prune_invites(&mut invites)?;
+                if !stranger_invite_fits(&invites, &inviter) {
+                    if pruned > 0 {
+                        self.set_invites(&invites)?;
+                    }
+                    tracing::debug!(
+                        inviter = %o.sender.short(),
+                        "a stranger's group invite over the pending cap: dropped"
+                    );
+                    report.undecryptable += 1;
+                    return Ok(());
+                }
+            }
             let history = invites
                 .get(&key)
                 .map(|p| p.history.clone())
@@ -1110,18 +1199,13 @@ impl Client {
             invites.insert(
                 key,
                 PendingInvite {
-                    inviter: o.sender.to_string(),
+                    inviter,
                     name: inv.name.clone(),
                     auth: SecretHex::encode(&inv.auth.to_bytes()),
                     history,
                 },
             );
             self.set_invites(&invites)?;
-            let known = self
-                .profile()
-                .store()
-                .conversation(&o.sender)?
-                .is_some_and(|c| c.approved_by_us && !c.blocked);
             let joined = if known {
                 match self.accept_group_invite(&inv.group_id).await {
                     Ok(_) => true,
@@ -1197,8 +1281,16 @@ impl Client {
                 self.add_history(&id, sealed).await?;
             } else {
                 let mut invites = self.invites()?;
-                if let Some(p) = invites.get_mut(&id.to_string()) {
-                    p.history.push(hex::encode(sealed));
+                let h = hex::encode(sealed);
+                if let Some(p) = invites.get_mut(&id.to_string())
+                    && !p.history.contains(&h)
+                {
+                    if p.history.len() >= MAX_INVITE_HISTORY {
+                        tracing::debug!(group = %id.short(), "too many history lists for an invite: dropped");
+                        report.undecryptable += 1;
+                        return Ok(());
+                    }
+                    p.history.push(h);
                     self.set_invites(&invites)?;
                 }
             }
@@ -1358,6 +1450,9 @@ impl Client {
 
     /// Polls every group this device is in (called at the end of `sync`).
     pub async fn sync_groups(&self, report: &mut SyncReport) -> Result<(), ClientError> {
+        if let Err(e) = self.prune_stored_invites() {
+            tracing::debug!("forgetting declined group invites failed: {e}");
+        }
         for id in self.group_index()? {
             match self.sync_group(&id).await {
                 Ok(r) => {
@@ -2075,6 +2170,34 @@ mod tests {
             assert!(SecretHex(Zeroizing::new(bad.into())).decode().is_none());
         }
         assert_eq!(SecretHex::default().decode().as_deref(), Some(&Vec::new()));
+    }
+
+    /// A stranger's new invite fits while it has fewer than
+    /// `MAX_STRANGER_INVITES` pending and fewer than `MAX_PENDING_INVITES`
+    /// are pending in all (whoever sent them).
+    #[test]
+    fn stranger_invite_caps() {
+        let pending = |inviter: &str| PendingInvite {
+            inviter: inviter.into(),
+            name: "n".into(),
+            auth: SecretHex::default(),
+            history: Vec::new(),
+        };
+        let mut inv = BTreeMap::new();
+        for i in 0..MAX_STRANGER_INVITES {
+            assert!(stranger_invite_fits(&inv, "05aa"));
+            inv.insert(format!("a{i}"), pending("05aa"));
+        }
+        assert!(!stranger_invite_fits(&inv, "05aa"));
+        assert!(stranger_invite_fits(&inv, "05bb"));
+        let mut i = 0;
+        while inv.len() < MAX_PENDING_INVITES {
+            inv.insert(format!("c{i}"), pending("05cc"));
+            i += 1;
+        }
+        assert!(!stranger_invite_fits(&inv, "05bb"));
+        inv.remove("c0");
+        assert!(stranger_invite_fits(&inv, "05bb"));
     }
 
     /// The stored format is unchanged: a record and an invite written with

@@ -759,3 +759,82 @@ async fn a_group_item_with_an_impossible_time_does_not_stop_polling() {
     sync_until_text(&alice, &g, "after the impossible one").await;
     sync_until_text(&carol, &g, "after the impossible one").await;
 }
+
+/// Mallory, a stranger to Bob (no approved chat), invites him to more of
+/// her own groups than the per-inviter cap: only the capped number stay
+/// pending, the rest are dropped (counted as undecryptable) and the sync
+/// goes on; an approved contact's invite still joins him at once; and
+/// declining one of Mallory's requests frees its slot. Each invite used to
+/// be kept, and each rewrote the whole blob of pending invites.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_invites_are_capped() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CAP: usize = 5;
+    let accts = Accounts::new(network());
+    let mallory = accts.client("mallory");
+    let bob = accts.client("bob");
+    let carol = accts.client("carol");
+    ready(&[&mallory, &bob, &carol]).await;
+    let (m_id, b_id, c_id) = (mallory.account_id(), bob.account_id(), carol.account_id());
+    // Bob writes first: Carol is an approved contact of his.
+    bob.send_text(&c_id, "hi Carol").await.unwrap();
+    let mut spam = Vec::new();
+    for i in 0..CAP + 2 {
+        let g = mallory.create_group(&format!("Spam {i}"), &[b_id]).await;
+        spam.push(g.unwrap());
+    }
+    let friends = carol.create_group("Friends", &[b_id]).await.unwrap();
+    carol.send_text(&b_id, "after the invites").await.unwrap();
+
+    let from_mallory = |c: &Client| -> Vec<AccountId> {
+        c.group_invites()
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.inviter == m_id)
+            .map(|i| i.group)
+            .collect()
+    };
+    let dropped = AtomicUsize::new(0);
+    wait_until(
+        "every invite and Carol's message",
+        EVENT_TIMEOUT,
+        || async {
+            let r = bob.sync().await.unwrap();
+            dropped.fetch_add(r.undecryptable, Ordering::Relaxed);
+            let carols = bob.profile().store().messages(&c_id, None).unwrap();
+            (from_mallory(&bob).len() + dropped.load(Ordering::Relaxed) >= CAP + 2
+                && carols.iter().any(|m| m.text == "after the invites"))
+            .then_some(())
+        },
+    )
+    .await;
+    let pending = from_mallory(&bob);
+    assert_eq!(pending.len(), CAP, "{pending:?}");
+    assert_eq!(dropped.load(Ordering::Relaxed), 2);
+    assert!(pending.iter().all(|g| spam.contains(g)));
+    // A dropped invite leaves no request behind.
+    let requests = bob.profile().store().requests().unwrap();
+    for g in spam.iter().filter(|g| !pending.contains(g)) {
+        assert!(requests.iter().all(|r| r.peer != *g));
+    }
+    // Carol's invite joined him at once, cap or not.
+    assert!(
+        bob.group_invites()
+            .unwrap()
+            .iter()
+            .all(|i| i.group != friends)
+    );
+    assert_eq!(bob.group_info(&friends).unwrap().name, "Friends");
+
+    // Bob declines one of Mallory's requests: her next invite fits again.
+    bob.decline(&pending[0]).await.unwrap();
+    let more = mallory.create_group("Spam again", &[b_id]).await.unwrap();
+    wait_until("Mallory's next invite", EVENT_TIMEOUT, || async {
+        bob.sync().await.unwrap();
+        from_mallory(&bob).contains(&more).then_some(())
+    })
+    .await;
+    let now = from_mallory(&bob);
+    assert_eq!(now.len(), CAP, "{now:?}");
+    assert!(!now.contains(&pending[0]));
+}
