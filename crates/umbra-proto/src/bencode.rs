@@ -67,6 +67,9 @@ pub enum BencodeError {
     /// Lists and dictionaries are nested deeper than [`MAX_DEPTH`].
     #[error("bencode: nesting deeper than {MAX_DEPTH}")]
     TooDeep,
+    /// More values than the format allows, at this offset.
+    #[error("bencode: more values than expected at offset {0}")]
+    TooManyValues(usize),
     /// Bytes remain after the first complete value.
     #[error("bencode: {0} trailing bytes after the value")]
     TrailingBytes(usize),
@@ -163,7 +166,19 @@ fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
 
 /// Decodes exactly one canonical value occupying all of `input`.
 pub fn decode(input: &[u8]) -> Result<Value, BencodeError> {
-    let mut p = Parser { input, pos: 0 };
+    decode_at_most(input, usize::MAX)
+}
+
+/// [`decode`], refusing input holding more than `max_values` values (lists,
+/// dictionaries, strings and integers; dictionary keys not counted) before
+/// building them: a tree of small values costs about 40 times their bytes,
+/// so formats with a known shape say how many they expect.
+pub fn decode_at_most(input: &[u8], max_values: usize) -> Result<Value, BencodeError> {
+    let mut p = Parser {
+        input,
+        pos: 0,
+        budget: max_values,
+    };
     let v = p.value(0)?;
     if p.pos != input.len() {
         return Err(BencodeError::TrailingBytes(input.len() - p.pos));
@@ -174,6 +189,8 @@ pub fn decode(input: &[u8]) -> Result<Value, BencodeError> {
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Values still allowed.
+    budget: usize,
 }
 
 impl Parser<'_> {
@@ -186,6 +203,10 @@ impl Parser<'_> {
 
     fn value(&mut self, depth: usize) -> Result<Value, BencodeError> {
         let start = self.pos;
+        self.budget = self
+            .budget
+            .checked_sub(1)
+            .ok_or(BencodeError::TooManyValues(start))?;
         match self.peek()? {
             b'i' => {
                 self.pos += 1;
@@ -308,6 +329,22 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_budget_refuses_before_building() {
+        let list = b"l1:a1:be";
+        assert!(decode_at_most(list, 3).is_ok());
+        assert_eq!(decode_at_most(list, 2), Err(BencodeError::TooManyValues(4)));
+        // A megabyte of empty lists is refused at the budget's end.
+        let mut junk = b"l".to_vec();
+        junk.extend(b"le".repeat(500_000));
+        junk.push(b'e');
+        assert_eq!(
+            decode_at_most(&junk, 3),
+            Err(BencodeError::TooManyValues(5))
+        );
+        assert!(decode(&junk).is_ok(), "no budget: as before");
+    }
     use proptest::prelude::*;
 
     fn d(input: &[u8]) -> Result<Value, BencodeError> {

@@ -22,7 +22,11 @@ pub fn encode_v4_list(meta: &[u8], body: Option<&[u8]>) -> Vec<u8> {
 /// Decodes a bencoded list of one or two byte strings into
 /// `(meta, body)`.
 pub fn decode_v4_list(encoded: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), OnionError> {
-    let v = bencode::decode(encoded).map_err(|_| OnionError::V4("not canonical bencode"))?;
+    // The list and its two strings: anything longer is refused unparsed.
+    let v = bencode::decode_at_most(encoded, 3).map_err(|e| match e {
+        bencode::BencodeError::TooManyValues(_) => OnionError::V4("not a list of one or two items"),
+        _ => OnionError::V4("not canonical bencode"),
+    })?;
     let mut parts = match v {
         Value::List(items) if (1..=2).contains(&items.len()) => items.into_iter(),
         _ => return Err(OnionError::V4("not a list of one or two items")),
