@@ -565,3 +565,131 @@ async fn a_restart_does_not_re_push_everything() {
         received_before
     );
 }
+
+/// A hostile swarm peer in place of stopped node `i` (its address, its TLS
+/// key): every `/node/v1/since` reply is empty, says more follows and
+/// moves the cursor by one, after `delay`. Returns the count of pages
+/// asked of it.
+async fn serve_endless_since(
+    net: &TestNet,
+    i: usize,
+    delay: Duration,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use umbra_node::peer::{HEADER_MORE, HEADER_NEXT_SEQ, SinceRequest};
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    let router = axum::Router::new().route(
+        umbra_proto::rpc::node_req::PATH_SINCE,
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let count = count.clone();
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                let since = serde_json::from_slice::<SinceRequest>(&body)
+                    .map(|r| r.since)
+                    .unwrap_or(0);
+                let body =
+                    umbra_proto::rpc::node_req::encode_push_with_tombstones(&[], &[]).unwrap();
+                (
+                    [
+                        (HEADER_NEXT_SEQ, (since + 1).to_string()),
+                        (HEADER_MORE, "1".to_string()),
+                    ],
+                    body,
+                )
+            }
+        }),
+    );
+    let mut listener = None;
+    for _ in 0..50 {
+        match tokio::net::TcpListener::bind(net.addrs[i]).await {
+            Ok(l) => {
+                listener = Some(l);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let listener = listener.expect("the stopped node's address is free again");
+    let tls = umbra_transport::tls::server_config(&net.keys[i]).unwrap();
+    tokio::spawn(umbra_transport::serve(
+        router,
+        listener,
+        tls,
+        std::future::pending(),
+    ));
+    served
+}
+
+/// A peer that answers every `/node/v1/since` page with "more follows"
+/// (and a cursor that moves) cannot keep a pull going forever: the pull
+/// stops at its page cap and returns where it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_from_a_peer_that_always_has_more_stops_at_the_page_cap() {
+    let mut net = TestNet::start(2).await;
+    net.stop(1).await;
+    let served = serve_endless_since(&net, 1, Duration::ZERO).await;
+    let hostile = net.doc().node(&net.keys[1].public()).unwrap();
+    let pulled = tokio::time::timeout(
+        Duration::from_secs(30),
+        umbra_node::peer::pull_from_at_most(&net.node(0).node, hostile, 7, 25),
+    )
+    .await
+    .expect("the pull stops at its cap");
+    assert_eq!(pulled, Ok(32), "the cursor where the pull stopped");
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 25);
+    assert_eq!(umbra_node::peer::MAX_PULL_PAGES, 10_000);
+}
+
+/// One hostile swarm peer (endless `since` pages) delays neither the pull
+/// from the honest peer nor the saving of its cursor: a restarted member
+/// gets what it missed from the honest peer and records how far it got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_peer_does_not_stall_the_pull_from_the_others() {
+    let mut net = TestNet::start(3).await;
+    let bob = account(14);
+    let owners = net.owners(&bob.account_id());
+    assert_eq!(owners.len(), 3, "one swarm of three");
+    let (a, b, h) = (owners[0], owners[1], owners[2]);
+
+    net.stop(b).await;
+    let sent = store_while_down(&net, a, b, &bob, "beside a hostile peer", 3).await;
+    only_pull_can_tell(&net, a, b).await;
+    only_pull_can_tell(&net, h, b).await;
+    let cursors = |net: &TestNet| -> serde_json::Value {
+        std::fs::read(net.data_dir(b).join("pull-cursors.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    };
+    let a_key = hex::encode(key_bytes(&net, a));
+    let before = cursors(&net)[&a_key].as_u64().unwrap_or(0);
+    net.stop(h).await;
+    let served = serve_endless_since(&net, h, Duration::from_millis(50)).await;
+
+    net.restart(b).await;
+    assert!(
+        eventually(WAIT, || async {
+            set(net.retrieve_all(b, &bob).await) == sent
+        })
+        .await,
+        "the pull from the honest peer did not bring the missed messages"
+    );
+    assert!(
+        eventually(WAIT, || async {
+            cursors(&net)[&a_key].as_u64().unwrap_or(0) > before
+        })
+        .await,
+        "the honest peer's cursor was not saved: {} (was {before})",
+        cursors(&net)
+    );
+    assert!(
+        eventually(WAIT, || async {
+            served.load(std::sync::atomic::Ordering::SeqCst) > 1
+        })
+        .await,
+        "the hostile peer is pulled from too, page after page"
+    );
+}
