@@ -468,6 +468,10 @@ impl Client {
             .filter_map(|m| m.hash)
             .collect();
         self.profile.store().delete_conversation(peer)?;
+        // A group's request: its pending invite goes with it.
+        if self.group_invites()?.iter().any(|i| i.group == *peer) {
+            self.decline_group_invite(peer)?;
+        }
         if !hashes.is_empty() {
             let _ = self.delete_own(&hashes).await;
         }

@@ -828,6 +828,10 @@ async fn a_strangers_invites_are_capped() {
 
     // Bob declines one of Mallory's requests: her next invite fits again.
     bob.decline(&pending[0]).await.unwrap();
+    assert!(
+        !from_mallory(&bob).contains(&pending[0]),
+        "declining the request forgets its invite at once"
+    );
     let more = mallory.create_group("Spam again", &[b_id]).await.unwrap();
     wait_until("Mallory's next invite", EVENT_TIMEOUT, || async {
         bob.sync().await.unwrap();
