@@ -1227,3 +1227,54 @@ async fn many_requests_claiming_a_newer_epoch_make_one_registry_fetch() {
     assert_eq!(registry_fetches(&net, 0), 2, "no fetch within the backoff");
     still_serves(&net, 0, SERVE_BOUND).await;
 }
+
+/// `count` `/node/v1/onion` relays from node `from`, authenticated by its
+/// TLS client certificate (no signature) and claiming epoch `epoch`, sent
+/// to node `to` all at once; their statuses.
+async fn concurrent_relays(
+    net: &TestNet,
+    from: usize,
+    to: usize,
+    epoch: u64,
+    count: usize,
+) -> Vec<u16> {
+    let relay = umbra_transport::NodeClient::new(umbra_transport::ClientConfig {
+        identity: Some(umbra_transport::tls::ClientIdentity::new(&net.keys[from]).unwrap()),
+        ..Default::default()
+    });
+    let sends = (0..count).map(|_| {
+        let req = Request::post(PATH_ONION, Bytes::from_static(b"not a relayed layer"))
+            .unwrap()
+            .header(
+                http::HeaderName::from_static("x-umbra-epoch"),
+                http::HeaderValue::try_from(epoch.to_string()).unwrap(),
+            );
+        let relay = relay.clone();
+        async move {
+            let resp = relay.send(&net.node_addr(to), req).await.unwrap();
+            resp.status.as_u16()
+        }
+    });
+    futures::future::join_all(sends).await
+}
+
+/// The same for onion relays authenticated by their connection (every
+/// relayed layer carries the relay's epoch): 20 layers at once from a
+/// relay claiming an epoch it does not have make one registry fetch; from
+/// a relay that is down, one failed fetch and `503` for each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_layers_claiming_a_newer_epoch_make_one_registry_fetch() {
+    let mut net = net(3).await;
+    let newer = net.doc().epoch() + 1;
+
+    let statuses = concurrent_relays(&net, 1, 0, newer, 20).await;
+    // Authenticated (neither 401 nor 503); the layer itself is refused.
+    assert!(statuses.iter().all(|&s| s == 400), "{statuses:?}");
+    assert_eq!(registry_fetches(&net, 0), 1, "one fetch for 20 layers");
+
+    net.stop(2).await;
+    let statuses = concurrent_relays(&net, 2, 0, newer, 20).await;
+    assert!(statuses.iter().all(|&s| s == 503), "{statuses:?}");
+    assert_eq!(registry_fetches(&net, 0), 2, "one fetch for 20 layers");
+    still_serves(&net, 0, SERVE_BOUND).await;
+}
