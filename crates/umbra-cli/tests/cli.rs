@@ -62,10 +62,21 @@ impl DevnetProcess {
         });
         match rx.recv_timeout(Duration::from_secs(90)) {
             Ok(line) => assert!(line.contains("registry epoch"), "{line}"),
-            Err(_) => panic!(
-                "`umbra devnet up` printed no ready: line; stderr: {}",
-                std::fs::read_to_string(dir.with_extension("stderr")).unwrap_or_default()
-            ),
+            Err(_) => {
+                // Every node log's last lines, so that a failure says why.
+                let mut logs = String::new();
+                for i in 0..nodes {
+                    let path = dir.join(format!("node{i}/umbrad.log"));
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                    logs.push_str(&format!("\n--- {}:\n{tail}", path.display()));
+                }
+                panic!(
+                    "`umbra devnet up` printed no ready: line; stderr: {}{logs}",
+                    std::fs::read_to_string(dir.with_extension("stderr")).unwrap_or_default()
+                )
+            }
         }
         guard
     }
