@@ -72,16 +72,15 @@ fn status_of(c: &Client, peer: &AccountId, t: u64) -> MessageStatus {
         .status
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receipts_are_batched_per_window() {
-    let accts = Accounts::new(network());
-    let (alice, bob) = (accts.client("alice"), accts.client("bob"));
+/// Turns read receipts on for both and makes the chat approved both ways:
+/// Alice writes, Bob accepts, and Alice learns it. Returns Alice's first
+/// message.
+async fn receipts_between(alice: &Client, bob: &Client) -> umbra_client::client::Sent {
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
     alice.profile().store().set_read_receipts(true).unwrap();
     bob.profile().store().set_read_receipts(true).unwrap();
-    // Approved both ways (§12 sends receipts only then).
     let hello = alice.send_text(&b_id, "hello").await.unwrap();
-    sync_until_ts(&bob, &a_id, hello.timestamp_ms).await;
+    sync_until_ts(bob, &a_id, hello.timestamp_ms).await;
     bob.accept(&a_id).await.unwrap();
     wait_until("the accept", EVENT_TIMEOUT, || async {
         alice.sync().await.unwrap();
@@ -93,6 +92,16 @@ async fn receipts_are_batched_per_window() {
             .filter(|c| c.approved_us)
     })
     .await;
+    hello
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_are_batched_per_window() {
+    let accts = Accounts::new(network());
+    let (alice, bob) = (accts.client("alice"), accts.client("bob"));
+    let (a_id, b_id) = (alice.account_id(), bob.account_id());
+    // Approved both ways (§12 sends receipts only then), receipts on.
+    let hello = receipts_between(&alice, &bob).await;
     // A window long enough that nothing below outlasts it.
     bob.set_receipt_window(Duration::from_secs(120));
 
@@ -168,21 +177,8 @@ async fn a_receipt_whose_send_fails_is_kept_and_sent_later() {
     let accts = Accounts::new(devnet.network());
     let (alice, bob) = (accts.client("alice"), accts.client("bob"));
     let (a_id, b_id) = (alice.account_id(), bob.account_id());
-    alice.profile().store().set_read_receipts(true).unwrap();
-    bob.profile().store().set_read_receipts(true).unwrap();
-    let hello = alice.send_text(&b_id, "hello").await.unwrap();
-    sync_until_ts(&bob, &a_id, hello.timestamp_ms).await;
-    bob.accept(&a_id).await.unwrap();
-    wait_until("the accept", EVENT_TIMEOUT, || async {
-        alice.sync().await.unwrap();
-        alice
-            .profile()
-            .store()
-            .conversation(&b_id)
-            .unwrap()
-            .filter(|c| c.approved_us)
-    })
-    .await;
+    // Approved both ways (§12 sends receipts only then), receipts on.
+    let hello = receipts_between(&alice, &bob).await;
 
     // Every node down: Bob reads, the receipt's send fails.
     for i in 0..devnet.len() {
