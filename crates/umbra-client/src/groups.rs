@@ -1209,8 +1209,9 @@ impl Client {
             let joined = if known {
                 match self.accept_group_invite(&inv.group_id).await {
                     Ok(_) => true,
-                    // The network: this message is read again next sync.
-                    Err(e @ ClientError::Net(_)) => return Err(e),
+                    // The network, the swarm, this device: this message is
+                    // read again next sync.
+                    Err(e) if !e.is_about_the_item() => return Err(e),
                     // Not joinable now (the group's state does not list us,
                     // …): it stays an invite to accept later, and must not
                     // stop the sync.
@@ -2134,9 +2135,13 @@ impl Client {
             _ => return Ok(None),
         };
         let Ok(p) = p else { return Ok(None) };
-        // Published before saving (see `admin_op`): if it fails, the notice
-        // is read again by the next poll and acted on again.
-        self.publish(st, p).await?;
+        // Published before saving (see `admin_op`). `st` holds the change
+        // already, so any failure must stop this poll before it saves `st`
+        // (never drop the notice as the item's fault): the next poll reads
+        // the notice and acts on it again.
+        self.publish(st, p)
+            .await
+            .map_err(|e| ClientError::Swarm(format!("publishing after a notice: {e}")))?;
         let mut rec = self.load_record(&st.group_id())?.unwrap_or_default();
         rec.published_ms = Some(now);
         self.save_group(st, &mut rec)?;
