@@ -16,7 +16,7 @@
 //! `docs/ARCHITECTURE.md` ("Onion relay authentication").
 //!
 //! A request claiming a newer epoch makes this node fetch the registry from
-//! its sender, one fetch at a time and not again from a peer for a while
+//! its sender, one fetch per peer at a time and not again from a peer for a while
 //! after a fetch that did not help ([`RegistryCatchUp`]); a pull from a peer
 //! takes at most [`MAX_PULL_PAGES`] pages.
 
@@ -102,9 +102,10 @@ pub const REGISTRY_FETCH_BACKOFF: Duration = Duration::from_secs(10);
 /// each request must not make this node send a `get_registry` per request
 /// (each reply is up to 16 MiB, parsed under the registry write lock).
 ///
-/// - Single flight: one fetch at a time on this node; requests arriving
-///   meanwhile wait for it and then use its outcome (the registry has
-///   advanced, or the fetch's result is remembered for the peer).
+/// - Single flight per peer: one fetch from a peer at a time; requests
+///   naming that peer meanwhile wait for it and then use its outcome (the
+///   registry has advanced, or the fetch's result is remembered for the
+///   peer). A slow peer delays only the requests it sent.
 /// - Backoff: after a fetch from a peer that failed or did not bring the
 ///   epoch its request claimed, no new fetch from that peer for
 ///   [`REGISTRY_FETCH_BACKOFF`]; requests in that window get the same
@@ -112,8 +113,9 @@ pub const REGISTRY_FETCH_BACKOFF: Duration = Duration::from_secs(10);
 ///   unless the registry has meanwhile reached the claimed epoch.
 #[derive(Default)]
 pub struct RegistryCatchUp {
-    /// Held across the one fetch in flight (an async lock: waiters queue).
-    fetching: tokio::sync::Mutex<()>,
+    /// Per peer key: held across the fetch in flight from that peer (an
+    /// async lock: waiters queue). One entry per listed peer at most.
+    fetching: std::sync::Mutex<HashMap<[u8; 32], std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// Per peer key: when its last unsatisfying fetch ended, and its
     /// outcome. Only entries younger than the backoff are kept.
     recent: std::sync::Mutex<HashMap<[u8; 32], LastFetch>>,
@@ -131,6 +133,12 @@ impl RegistryCatchUp {
             .get(peer)
             .filter(|(at, _)| at.elapsed() < REGISTRY_FETCH_BACKOFF)
             .map(|(_, outcome)| outcome.clone())
+    }
+
+    /// The lock of fetches from `peer`.
+    fn lock_of(&self, peer: [u8; 32]) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        fetching.entry(peer).or_default().clone()
     }
 
     fn remember(&self, peer: [u8; 32], outcome: Result<(), String>) {
@@ -164,7 +172,8 @@ async fn catch_up_from(
     if let Some(outcome) = settled(node) {
         return outcome;
     }
-    let _in_flight = catch_up.fetching.lock().await;
+    let lock = catch_up.lock_of(key);
+    let _in_flight = lock.lock().await;
     // The fetch this request waited for may have settled it.
     if let Some(outcome) = settled(node) {
         return outcome;

@@ -376,11 +376,7 @@ fn save_cursors(path: &std::path::Path, cursors: &HashMap<String, u64>) {
     let Ok(bytes) = serde_json::to_vec(cursors) else {
         return;
     };
-    let tmp = path.with_extension("tmp");
-    if std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .is_err()
-    {
+    if crate::state::write_replacing(path, &bytes).is_err() {
         tracing::warn!("cannot save the pull cursors");
     }
 }

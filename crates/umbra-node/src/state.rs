@@ -125,11 +125,7 @@ impl NodeInner {
                 // moved on). Written under the lock: two documents adopted
                 // at once are saved in the order they were adopted.
                 let path = self.config.data_dir.join(ADOPTED_REGISTRY);
-                let tmp = path.with_extension("tmp");
-                if std::fs::write(&tmp, bytes)
-                    .and_then(|()| std::fs::rename(&tmp, &path))
-                    .is_err()
-                {
+                if write_replacing(&path, bytes).is_err() {
                     tracing::warn!("cannot save the adopted registry");
                 }
             }
@@ -144,4 +140,12 @@ impl NodeInner {
             epoch
         }))
     }
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed over it, so a
+/// crash leaves the old or the new content, never half of it.
+pub(crate) fn write_replacing(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }

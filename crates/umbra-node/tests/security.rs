@@ -1197,7 +1197,7 @@ async fn concurrent_pushes(
     futures::future::join_all(sends).await
 }
 
-/// Registry catch-up (§8.3 rule 1) is single-flight with a backoff: a
+/// Registry catch-up (§8.3 rule 1) is single-flight per peer with a backoff: a
 /// listed node claiming a newer epoch it does not have, on many requests
 /// at once, makes the receiver fetch its registry once, not once per
 /// request; a fetch that fails is not retried for each request either.
