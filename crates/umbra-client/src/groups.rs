@@ -113,13 +113,11 @@ struct SecretHex(Zeroizing<String>);
 impl SecretHex {
     /// Hex of `bytes`.
     fn encode(bytes: &[u8]) -> Self {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut text = Zeroizing::new(String::with_capacity(bytes.len() * 2));
-        for b in bytes {
-            text.push(char::from(DIGITS[usize::from(b >> 4)]));
-            text.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-        }
-        Self(text)
+        let mut text = vec![0u8; bytes.len() * 2];
+        // Cannot fail: the buffer is exactly twice as long as `bytes`.
+        let _ = hex::encode_to_slice(bytes, &mut text);
+        // Hex is ASCII: the buffer becomes the string without a copy.
+        Self(Zeroizing::new(String::from_utf8(text).unwrap_or_default()))
     }
 
     /// The bytes, or `None` when the text is not hex (odd lengths too).
@@ -564,9 +562,9 @@ impl Client {
         Ok(stale.len())
     }
 
-    /// Forgets the invites [`Client::prune_invites`] finds done with (at
-    /// each sync: declining a request or blocking is in the messaging
-    /// client, which does not know of invites).
+    /// Forgets the invites [`Client::prune_invites`] finds done with, at
+    /// each sync (declining a group's request forgets its invite at once;
+    /// this catches the rest: an inviter blocked, a conversation deleted).
     fn prune_stored_invites(&self) -> Result<(), ClientError> {
         let mut invites = self.invites()?;
         if !invites.is_empty() && self.prune_invites(&mut invites)? > 0 {
